@@ -1,0 +1,77 @@
+//! `api dev`: one command from a fresh machine (with Postgres on localhost) to a running API
+//! with demo data and tokens. Creates the database and roles, migrates, loads the demo tenant,
+//! prints the docs URL and tokens, and serves.
+
+use std::time::Duration;
+
+use portal_shared::agents::Role;
+use portal_shared::auth::mint_dev_token;
+use portal_shared::config::Settings;
+use portal_shared::ids::{AgentId, TenantId};
+use portal_shared::{db, demo};
+use sqlx::postgres::PgPoolOptions;
+
+pub const DEV_DATABASE: &str = "portal";
+pub const DEV_LOGIN_ROLE: &str = "portal_api";
+/// Development only; the service refuses nothing shorter than 32 bytes.
+pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
+
+/// Environment the `dev` command fills in where the caller has not.
+pub fn dev_env(admin_url: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let app_url = db::with_user(&db::with_database(admin_url, DEV_DATABASE)?, DEV_LOGIN_ROLE)?;
+    let defaults = [
+        ("PORTAL__ENVIRONMENT", "development".to_string()),
+        ("PORTAL__DATABASE__URL", app_url),
+        ("PORTAL__AUTH__JWT_SECRET", DEV_JWT_SECRET.to_string()),
+        ("PORTAL__TELEMETRY__LOG_FORMAT", "pretty".to_string()),
+    ];
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    for (key, value) in defaults {
+        if std::env::var_os(key).is_none() {
+            env.push((key.to_string(), value));
+        }
+    }
+    Ok(env)
+}
+
+pub async fn prepare(
+    admin_url: &str,
+    settings: &Settings,
+    conversations: usize,
+) -> anyhow::Result<()> {
+    let owner_url = db::provision(admin_url, DEV_DATABASE, DEV_LOGIN_ROLE).await?;
+    let owner = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&owner_url)
+        .await?;
+    let loaded = demo::load(&owner, conversations).await?;
+    owner.close().await;
+    let port = settings.http.port_or(crate::DEFAULT_PORT);
+    let token = |agent, role| {
+        mint_dev_token(
+            &settings.auth,
+            TenantId(demo::TENANT),
+            AgentId(agent),
+            &[role],
+            Duration::from_secs(12 * 3600),
+        )
+    };
+    let agent_token = token(demo::AGENT, Role::Agent)?;
+    let supervisor_token = token(demo::SUPERVISOR, Role::Supervisor)?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!();
+        println!(
+            "  demo data: {}",
+            if loaded { "loaded" } else { "already present" }
+        );
+        println!("  API docs:  http://127.0.0.1:{port}/docs");
+        println!("  agent token (Alex Agent, 12 h):\n    {agent_token}");
+        println!("  supervisor token (Sam Supervisor, 12 h):\n    {supervisor_token}");
+        println!(
+            "  try: curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{port}/api/conversations"
+        );
+        println!();
+    }
+    Ok(())
+}

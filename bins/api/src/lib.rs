@@ -1,0 +1,104 @@
+//! The Agent Portal REST API as a library: [`run`] serves it on a listener the caller bound,
+//! so `main` binds the configured port and tests bind port 0.
+
+pub mod dev;
+pub mod http;
+pub mod routes;
+
+use std::future::Future;
+
+use poem::listener::{Acceptor, TcpAcceptor};
+use poem::{EndpointExt, Route, Server, get};
+use poem_openapi::OpenApiService;
+use portal_shared::auth::Authenticator;
+use portal_shared::config::Settings;
+use portal_shared::conversations::ConversationService;
+use portal_shared::tenancy::Db;
+
+use crate::http::metrics::Metrics;
+use crate::routes::agents::AgentsApi;
+use crate::routes::conversations::ConversationsApi;
+
+pub const DEFAULT_PORT: u16 = 8080;
+
+fn api_service(db: &Db) -> OpenApiService<(ConversationsApi, AgentsApi), ()> {
+    OpenApiService::new(
+        (ConversationsApi { service: ConversationService::new(db.clone()) }, AgentsApi { db: db.clone() }),
+        "Agent Portal API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("Conversations, agents and (in later releases) messages, templates and customers for the agent portal.")
+    .server("/api")
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests
+/// for at most the configured grace period.
+pub async fn run(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = Db::new(portal_shared::db::pool(&settings.database)?);
+    if let Err(err) = db.ensure_rls_applies().await {
+        // Only a definite "this role bypasses RLS" stops the start; an unreachable database
+        // does not (readiness reports it, and the pool reconnects).
+        if matches!(err, portal_shared::Error::Validation(_)) {
+            return Err(err.into());
+        }
+        tracing::warn!(error = %err, "could not check the database role at start");
+    }
+    let authenticator = Authenticator::new(&settings.auth, db.clone())?;
+    let metrics = Metrics::new(db.clone());
+
+    let max_body_bytes = settings.http.max_body_bytes;
+    let api = api_service(&db);
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let app = Route::new()
+        .nest("/api", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .at("/healthz", get(routes::health::healthz))
+        .at("/readyz", get(routes::health::readyz))
+        .at("/metrics", get(routes::health::metrics))
+        .around(move |ep, req| http::body_limit::limit_body(ep, req, max_body_bytes))
+        .around(http::metrics::observe)
+        .catch_all_error(http::problem::problem_for_poem_error)
+        .around(http::trace::trace)
+        .data(db.clone())
+        .data(authenticator)
+        .data(metrics);
+
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let local = acceptor.local_addr();
+    tracing::info!(addr = ?local, "api listening");
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown, Some(settings.http.shutdown_grace()))
+        .await?;
+    db.close().await;
+    tracing::info!("api stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

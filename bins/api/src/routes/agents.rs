@@ -1,0 +1,58 @@
+//! `/api/agents`: the tenant's agents, for the transfer picker.
+
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use portal_shared::agents::{self, Agent, AgentFilter};
+use portal_shared::ids::AgentId;
+use portal_shared::pagination::{PageRequest, decode_cursor, encode_cursor};
+use portal_shared::tenancy::Db;
+
+use super::ApiTags;
+use crate::http::auth::Caller;
+use crate::http::problem::ApiResult;
+
+#[derive(Debug, Clone)]
+pub struct AgentsApi {
+    pub db: Db,
+}
+
+#[derive(Debug, Object)]
+pub struct AgentPage {
+    pub items: Vec<Agent>,
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+#[OpenApi(prefix_path = "/agents", tag = "ApiTags::Agents")]
+impl AgentsApi {
+    /// List agents
+    ///
+    /// The caller's tenant's agents by name; active ones only unless `include_inactive`.
+    #[oai(path = "/", method = "get", operation_id = "listAgents")]
+    async fn list(
+        &self,
+        Caller(ctx): Caller,
+        include_inactive: Query<Option<bool>>,
+        /// 1–100, default 25.
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<AgentPage>> {
+        let after = cursor
+            .0
+            .as_deref()
+            .map(decode_cursor::<(String, AgentId)>)
+            .transpose()?;
+        let page = PageRequest::new(after, limit.0)?;
+        let filter = AgentFilter {
+            include_inactive: include_inactive.0.unwrap_or(false),
+        };
+        let mut tx = self.db.begin(&ctx).await?;
+        let result = agents::list(&mut tx, &filter, &page).await?;
+        tx.commit().await?;
+        Ok(Json(AgentPage {
+            items: result.items,
+            next_cursor: result.next.as_ref().map(encode_cursor),
+        }))
+    }
+}

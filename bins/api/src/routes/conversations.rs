@@ -1,0 +1,211 @@
+//! `/api/conversations`: the list, per-state counts, and the actions on one conversation.
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use portal_shared::conversations::{
+    Conversation, ConversationFilter, ConversationPatch, ConversationService, ConversationState,
+    ListRequest, SortDirection, SortKey, StateCounts,
+};
+use portal_shared::ids::{AgentId, ConversationId};
+use portal_shared::pagination::{PageRequest, decode_cursor, encode_cursor};
+use uuid::Uuid;
+
+use super::ApiTags;
+use crate::http::auth::Caller;
+use crate::http::problem::ApiResult;
+
+#[derive(Debug, Clone)]
+pub struct ConversationsApi {
+    pub service: ConversationService,
+}
+
+/// A page of conversations.
+#[derive(Debug, Object)]
+pub struct ConversationPage {
+    pub items: Vec<Conversation>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+/// `PATCH` body. Absent fields are left unchanged; `assigned_agent_id: null` unassigns.
+#[derive(Debug, Object)]
+pub struct ConversationUpdate {
+    pub assigned_agent_id: poem_openapi::types::MaybeUndefined<Uuid>,
+    pub state: Option<ConversationState>,
+}
+
+#[derive(Debug, Object)]
+pub struct TransferRequest {
+    /// An active agent of the same tenant.
+    pub to_agent_id: Uuid,
+    /// Shown to the receiving agent and kept in the history; at most 1000 characters.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Object, Default)]
+pub struct CloseRequest {
+    /// At most 500 characters.
+    pub reason: Option<String>,
+}
+
+fn filter(
+    state: Vec<ConversationState>,
+    assigned_agent_id: Option<Uuid>,
+    unassigned: Option<bool>,
+    q: Option<String>,
+) -> ConversationFilter {
+    let mut states = state;
+    states.sort_by_key(|s| *s as u8);
+    states.dedup();
+    ConversationFilter {
+        states,
+        assigned_agent_id: assigned_agent_id.map(AgentId),
+        unassigned: unassigned.unwrap_or(false),
+        q,
+    }
+}
+
+#[OpenApi(prefix_path = "/conversations", tag = "ApiTags::Conversations")]
+impl ConversationsApi {
+    /// List conversations
+    ///
+    /// Agents see their own conversations and unassigned waiting ones; supervisors and admins
+    /// see the whole tenant. Keyset-paginated: follow `next_cursor` with the same sort.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/", method = "get", operation_id = "listConversations")]
+    async fn list(
+        &self,
+        Caller(ctx): Caller,
+        /// Repeat for several: `state=active&state=waiting`.
+        #[oai(default)]
+        state: Query<Vec<ConversationState>>,
+        assigned_agent_id: Query<Option<Uuid>>,
+        /// Only conversations without an assignee.
+        unassigned: Query<Option<bool>>,
+        /// Customer name (any case, partial) or phone (any formatting, partial digits).
+        q: Query<Option<String>>,
+        /// Default `last_activity_at`.
+        sort: Query<Option<SortKey>>,
+        /// Default `desc`.
+        direction: Query<Option<SortDirection>>,
+        /// 1–100, default 25.
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<ConversationPage>> {
+        let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
+        let request = ListRequest {
+            filter: filter(state.0, assigned_agent_id.0, unassigned.0, q.0),
+            sort: sort.0.unwrap_or(SortKey::LastActivityAt),
+            direction: direction.0.unwrap_or(SortDirection::Desc),
+            page: PageRequest::new(after, limit.0)?,
+        };
+        let page = self.service.list(&ctx, &request).await?;
+        Ok(Json(ConversationPage {
+            items: page.items,
+            next_cursor: page.next.as_ref().map(encode_cursor),
+        }))
+    }
+
+    /// Count conversations per state
+    ///
+    /// The same filters as the list (state narrows which counts are non-zero); for the tabs.
+    #[oai(path = "/counts", method = "get", operation_id = "countConversations")]
+    async fn counts(
+        &self,
+        Caller(ctx): Caller,
+        #[oai(default)] state: Query<Vec<ConversationState>>,
+        assigned_agent_id: Query<Option<Uuid>>,
+        unassigned: Query<Option<bool>>,
+        q: Query<Option<String>>,
+    ) -> ApiResult<Json<StateCounts>> {
+        let filter = filter(state.0, assigned_agent_id.0, unassigned.0, q.0);
+        Ok(Json(self.service.count_by_state(&ctx, &filter).await?))
+    }
+
+    /// Get a conversation
+    #[oai(path = "/:id", method = "get", operation_id = "getConversation")]
+    async fn get(&self, Caller(ctx): Caller, id: Path<Uuid>) -> ApiResult<Json<Conversation>> {
+        Ok(Json(self.service.get(&ctx, ConversationId(id.0)).await?))
+    }
+
+    /// Assign, unassign, or change state
+    ///
+    /// An agent may take an unassigned conversation (`assigned_agent_id` = itself; 409 when
+    /// another agent took it first) and release or change the state of its own. Supervisors
+    /// may assign to any active agent. Allowed states: waiting ⇄ active (active needs an
+    /// assignee), either → closed; nothing leaves closed (409).
+    #[oai(path = "/:id", method = "patch", operation_id = "updateConversation")]
+    async fn update(
+        &self,
+        Caller(ctx): Caller,
+        id: Path<Uuid>,
+        body: Json<ConversationUpdate>,
+    ) -> ApiResult<Json<Conversation>> {
+        let patch = ConversationPatch {
+            assigned_agent_id: match body.0.assigned_agent_id {
+                poem_openapi::types::MaybeUndefined::Undefined => None,
+                poem_openapi::types::MaybeUndefined::Null => Some(None),
+                poem_openapi::types::MaybeUndefined::Value(v) => Some(Some(AgentId(v))),
+            },
+            state: body.0.state,
+        };
+        Ok(Json(
+            self.service
+                .update(&ctx, ConversationId(id.0), patch)
+                .await?,
+        ))
+    }
+
+    /// Transfer to another agent
+    ///
+    /// To an active agent of the same tenant (422 otherwise), with an optional note kept in
+    /// the assignment history.
+    #[oai(
+        path = "/:id/transfer",
+        method = "post",
+        operation_id = "transferConversation"
+    )]
+    async fn transfer(
+        &self,
+        Caller(ctx): Caller,
+        id: Path<Uuid>,
+        body: Json<TransferRequest>,
+    ) -> ApiResult<Json<Conversation>> {
+        let body = body.0;
+        Ok(Json(
+            self.service
+                .transfer(
+                    &ctx,
+                    ConversationId(id.0),
+                    AgentId(body.to_agent_id),
+                    body.note,
+                )
+                .await?,
+        ))
+    }
+
+    /// Close
+    ///
+    /// Body `{}` or `{"reason": "..."}`. Closing a closed conversation changes nothing and
+    /// answers 200.
+    #[oai(
+        path = "/:id/close",
+        method = "post",
+        operation_id = "closeConversation"
+    )]
+    async fn close(
+        &self,
+        Caller(ctx): Caller,
+        id: Path<Uuid>,
+        body: Json<CloseRequest>,
+    ) -> ApiResult<Json<Conversation>> {
+        let reason = body.0.reason;
+        Ok(Json(
+            self.service
+                .close(&ctx, ConversationId(id.0), reason)
+                .await?,
+        ))
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real API on a random port, against a fresh Postgres database per
+//! test, connected as a non-owner role so row-level security is in force.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
+
+mod auth;
+mod conversations;
+mod helpers;
+mod tenancy;

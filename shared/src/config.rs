@@ -1,0 +1,339 @@
+//! Layered configuration: compiled-in defaults, then an optional file, then `PORTAL__` variables.
+//!
+//! Every binary loads the same [`Settings`]; each reads the sections it needs. Values are
+//! checked once at start so a bad deployment fails with the name of the key at fault instead
+//! of misbehaving later. Secrets are [`SecretString`]s: `Debug` and logs never show them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Environment variables with this prefix override everything else (`PORTAL__HTTP__PORT`).
+pub const ENV_PREFIX: &str = "PORTAL";
+/// Names an optional configuration file (TOML) read before the environment.
+pub const CONFIG_FILE_ENV: &str = "PORTAL_CONFIG_FILE";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub environment: Environment,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub amqp: AmqpSettings,
+    pub auth: AuthSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub host: String,
+    /// 0 lets the operating system choose (tests); the default is the service's own port.
+    pub port: Option<u16>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_ms: u64,
+    /// Per-statement limit set on every connection, so one slow query cannot hold a connection forever.
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AmqpSettings {
+    pub url: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// HS256 shared secret (development). Exactly one of this and `jwks_url` is set.
+    pub jwt_secret: Option<SecretString>,
+    /// JWKS document of the Auth Service (production): RS256 and ES256 keys.
+    pub jwks_url: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// How long fetched keys are trusted before they are fetched again.
+    pub jwks_cache_secs: u64,
+    /// At most one JWKS fetch per this interval, however many unknown `kid`s arrive.
+    pub jwks_min_refresh_secs: u64,
+    pub jwks_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    /// `json` (production) or `pretty` (a terminal).
+    pub log_format: LogFormat,
+    /// A `tracing` filter, e.g. `info,sqlx=warn`; `RUST_LOG` wins when set.
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// The configuration could not be loaded or is invalid; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+const DEFAULTS: &str = r#"
+environment = "production"
+
+[http]
+host = "0.0.0.0"
+max_body_bytes = 1048576
+shutdown_grace_secs = 20
+
+[database]
+url = "postgres://portal_api@127.0.0.1:5432/portal"
+max_connections = 20
+min_connections = 0
+acquire_timeout_ms = 3000
+statement_timeout_ms = 5000
+
+[redis]
+url = "redis://127.0.0.1:6379"
+
+[amqp]
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+
+[auth]
+issuer = "agent-portal-auth"
+audience = "agent-portal"
+leeway_secs = 30
+jwks_cache_secs = 600
+jwks_min_refresh_secs = 30
+jwks_timeout_ms = 3000
+
+[telemetry]
+log_format = "json"
+log_filter = "info"
+"#;
+
+impl Settings {
+    /// Defaults, then the file named by `PORTAL_CONFIG_FILE` (if any), then `PORTAL__*` variables.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var(CONFIG_FILE_ENV).ok();
+        Self::load_from(file.as_deref().map(Path::new), std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the file and the environment given (tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be at least 1");
+        }
+        if self.database.min_connections > self.database.max_connections {
+            return bad(
+                "database.min_connections",
+                "must not exceed database.max_connections",
+            );
+        }
+        for (key, url, schemes) in [
+            (
+                "database.url",
+                &self.database.url,
+                &["postgres", "postgresql"][..],
+            ),
+            ("redis.url", &self.redis.url, &["redis", "rediss"][..]),
+            ("amqp.url", &self.amqp.url, &["amqp", "amqps"][..]),
+        ] {
+            let scheme = url.expose_secret().split("://").next().unwrap_or_default();
+            if !url.expose_secret().contains("://") || !schemes.contains(&scheme) {
+                return bad(
+                    key,
+                    &format!("must be a URL starting with {}://", schemes.join(":// or ")),
+                );
+            }
+        }
+        match (&self.auth.jwt_secret, &self.auth.jwks_url) {
+            (Some(_), Some(_)) => {
+                return bad(
+                    "auth.jwt_secret",
+                    "set either auth.jwt_secret (HS256) or auth.jwks_url, not both",
+                );
+            }
+            (None, None) => {
+                return bad(
+                    "auth.jwt_secret",
+                    "one of auth.jwt_secret (HS256) or auth.jwks_url must be set",
+                );
+            }
+            (Some(secret), None) if secret.expose_secret().len() < 32 => {
+                return bad("auth.jwt_secret", "must be at least 32 bytes long");
+            }
+            (None, Some(url)) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                return bad("auth.jwks_url", "must be an http(s) URL");
+            }
+            _ => {}
+        }
+        if self.auth.issuer.is_empty() {
+            return bad("auth.issuer", "must not be empty");
+        }
+        if self.auth.audience.is_empty() {
+            return bad("auth.audience", "must not be empty");
+        }
+        if self.http.max_body_bytes == 0 {
+            return bad("http.max_body_bytes", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl HttpSettings {
+    pub fn port_or(&self, default: u16) -> u16 {
+        self.port.unwrap_or(default)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const SECRET: (&str, &str) = (
+        "PORTAL__AUTH__JWT_SECRET",
+        "0123456789abcdef0123456789abcdef",
+    );
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                SECRET,
+                ("PORTAL__HTTP__PORT", "9999"),
+                ("PORTAL__DATABASE__MAX_CONNECTIONS", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.port, Some(9999));
+        assert_eq!(s.database.max_connections, 7);
+        assert_eq!(s.auth.audience, "agent-portal");
+    }
+
+    #[test]
+    fn variables_without_the_prefix_are_ignored() {
+        let s = Settings::load_from(None, env(&[SECRET, ("HTTP__PORT", "1")])).unwrap();
+        assert_eq!(s.http.port, None);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = Settings::load_from(None, env(&[SECRET, ("PORTAL__HTTP__PORT", "eighty")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[SECRET, ("PORTAL__REDIS__URL", "localhost:6379")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("redis.url"), "{err}");
+    }
+
+    #[test]
+    fn exactly_one_key_source_is_required() {
+        let err = Settings::load_from(None, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[SECRET, ("PORTAL__AUTH__JWKS_URL", "https://auth/jwks")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+        let err =
+            Settings::load_from(None, env(&[("PORTAL__AUTH__JWT_SECRET", "short")])).unwrap_err();
+        assert!(err.to_string().contains("32 bytes"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                SECRET,
+                ("PORTAL__DATABASE__URL", "postgres://u:hunter2@db/portal"),
+            ]),
+        )
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains(SECRET.1), "{debug}");
+    }
+
+    #[test]
+    fn a_file_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("portal-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("portal.toml");
+        std::fs::write(&file, "[http]\nport = 7000\nmax_body_bytes = 10\n").unwrap();
+        let s = Settings::load_from(Some(&file), env(&[SECRET, ("PORTAL__HTTP__PORT", "7001")]))
+            .unwrap();
+        assert_eq!(s.http.port, Some(7001));
+        assert_eq!(s.http.max_body_bytes, 10);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

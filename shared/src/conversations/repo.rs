@@ -1,0 +1,408 @@
+//! SQL for conversations. Every function takes a tenant-scoped transaction, and every query
+//! also names the tenant itself: row-level security is the backstop, not the only filter,
+//! and the explicit `tenant_id` lets the planner use the tenant-leading indexes.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::search::{SearchKind, SearchTerm};
+use super::{
+    AgentSummary, Conversation, ConversationFilter, ConversationState, CustomerSummary, ListCursor,
+    ListRequest, SortDirection, SortKey, StateCounts,
+};
+use crate::Result;
+use crate::ids::{AgentId, ConversationId, CustomerId};
+use crate::pagination::Page;
+use crate::tenancy::TenantTx;
+
+/// Whose conversations a query may return.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Visibility {
+    /// Supervisors and admins: the whole tenant.
+    Tenant,
+    /// An agent: its own, and unassigned waiting ones it may take.
+    Agent(AgentId),
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct ConversationRow {
+    id: Uuid,
+    state: ConversationState,
+    channel: String,
+    customer_id: Uuid,
+    customer_name: String,
+    customer_phone: Option<String>,
+    assigned_agent_id: Option<Uuid>,
+    assignee_name: Option<String>,
+    state_manager_id: Option<String>,
+    genesys_conversation_id: Option<String>,
+    close_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_activity_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+impl From<ConversationRow> for Conversation {
+    fn from(r: ConversationRow) -> Self {
+        Self {
+            id: ConversationId(r.id),
+            state: r.state,
+            channel: r.channel,
+            customer: CustomerSummary {
+                id: CustomerId(r.customer_id),
+                display_name: r.customer_name,
+                phone: r.customer_phone,
+            },
+            assignee: r.assigned_agent_id.map(|id| AgentSummary {
+                id: AgentId(id),
+                display_name: r.assignee_name.unwrap_or_default(),
+            }),
+            state_manager_id: r.state_manager_id,
+            genesys_conversation_id: r.genesys_conversation_id,
+            close_reason: r.close_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            last_activity_at: r.last_activity_at,
+            closed_at: r.closed_at,
+        }
+    }
+}
+
+/// One conversation with its customer and assignee; `lock` holds it until the transaction ends.
+#[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
+pub(super) async fn find(
+    tx: &mut TenantTx,
+    id: ConversationId,
+    lock: bool,
+) -> Result<Option<Conversation>> {
+    let tenant_id = tx.tenant_id().0;
+    // Two statements rather than one with a dynamic `FOR UPDATE`, so both stay compile-checked.
+    let row = if lock {
+        sqlx::query_as!(
+            ConversationRow,
+            r#"SELECT c.id, c.state AS "state: ConversationState", c.channel,
+                      c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone,
+                      c.assigned_agent_id, a.display_name AS "assignee_name?",
+                      c.state_manager_id, c.genesys_conversation_id, c.close_reason,
+                      c.created_at, c.updated_at, c.last_activity_at, c.closed_at
+               FROM conversations c
+               JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id
+               LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id
+               WHERE c.tenant_id = $1 AND c.id = $2
+               FOR UPDATE OF c"#,
+            tenant_id,
+            id.0
+        )
+        .fetch_optional(tx.conn())
+        .await?
+    } else {
+        sqlx::query_as!(
+            ConversationRow,
+            r#"SELECT c.id, c.state AS "state: ConversationState", c.channel,
+                      c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone,
+                      c.assigned_agent_id, a.display_name AS "assignee_name?",
+                      c.state_manager_id, c.genesys_conversation_id, c.close_reason,
+                      c.created_at, c.updated_at, c.last_activity_at, c.closed_at
+               FROM conversations c
+               JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id
+               LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id
+               WHERE c.tenant_id = $1 AND c.id = $2"#,
+            tenant_id,
+            id.0
+        )
+        .fetch_optional(tx.conn())
+        .await?
+    };
+    Ok(row.map(Into::into))
+}
+
+/// Sets assignee and state together (the table's checks keep them consistent).
+#[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
+pub(super) async fn set_assignment(
+    tx: &mut TenantTx,
+    id: ConversationId,
+    assignee: Option<AgentId>,
+    state: ConversationState,
+) -> Result<()> {
+    let tenant_id = tx.tenant_id().0;
+    sqlx::query!(
+        r#"UPDATE conversations
+           SET assigned_agent_id = $3, state = $4, updated_at = now()
+           WHERE tenant_id = $1 AND id = $2"#,
+        tenant_id,
+        id.0,
+        assignee.map(|a| a.0),
+        state as ConversationState
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
+pub(super) async fn close(
+    tx: &mut TenantTx,
+    id: ConversationId,
+    reason: Option<&str>,
+) -> Result<()> {
+    let tenant_id = tx.tenant_id().0;
+    sqlx::query!(
+        r#"UPDATE conversations
+           SET state = 'closed', closed_at = now(), close_reason = $3, updated_at = now()
+           WHERE tenant_id = $1 AND id = $2"#,
+        tenant_id,
+        id.0,
+        reason
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "assignment_kind", rename_all = "lowercase")]
+pub(super) enum AssignmentKind {
+    Assigned,
+    Unassigned,
+    Transferred,
+}
+
+/// Appends to the assignment/transfer history.
+#[tracing::instrument(skip(tx, note), fields(tenant_id = %tx.tenant_id()))]
+pub(super) async fn record_assignment(
+    tx: &mut TenantTx,
+    id: ConversationId,
+    kind: AssignmentKind,
+    from: Option<AgentId>,
+    to: Option<AgentId>,
+    actor: AgentId,
+    note: Option<&str>,
+) -> Result<()> {
+    let tenant_id = tx.tenant_id().0;
+    sqlx::query!(
+        r#"INSERT INTO conversation_assignments
+               (tenant_id, conversation_id, kind, from_agent_id, to_agent_id, actor_agent_id, note)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
+        tenant_id,
+        id.0,
+        kind as AssignmentKind,
+        from.map(|a| a.0),
+        to.map(|a| a.0),
+        actor.0,
+        note
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// A conjunction of equalities that an index can serve in sort order.
+#[derive(Debug, Clone, Copy, Default)]
+struct Branch {
+    assignee: Option<Option<AgentId>>,
+    state: Option<ConversationState>,
+}
+
+/// Splits "what the caller may see × the states asked for" into disjoint branches. Each is an
+/// index range read in sort order; a Merge Append of them reads about `limit` rows, where one
+/// query with `OR`/`IN` would collect every match and sort it.
+fn branches(visibility: Visibility, states: &[ConversationState]) -> Vec<Branch> {
+    let visible = match visibility {
+        Visibility::Tenant => vec![Branch::default()],
+        Visibility::Agent(me) => vec![
+            Branch {
+                assignee: Some(Some(me)),
+                state: None,
+            },
+            Branch {
+                assignee: Some(None),
+                state: Some(ConversationState::Waiting),
+            },
+        ],
+    };
+    if states.is_empty() {
+        return visible;
+    }
+    let mut out = Vec::new();
+    for b in visible {
+        for &s in states {
+            match b.state {
+                Some(fixed) if fixed != s => {}
+                _ => out.push(Branch {
+                    state: Some(s),
+                    ..b
+                }),
+            }
+        }
+    }
+    out
+}
+
+fn sort_column(sort: SortKey) -> &'static str {
+    match sort {
+        SortKey::LastActivityAt => "last_activity_at",
+        SortKey::CreatedAt => "created_at",
+    }
+}
+
+fn direction_sql(direction: SortDirection) -> &'static str {
+    match direction {
+        SortDirection::Asc => "ASC",
+        SortDirection::Desc => "DESC",
+    }
+}
+
+/// Conditions every branch shares: the caller's filters other than state and visibility.
+fn push_filters(
+    qb: &mut QueryBuilder<Postgres>,
+    tenant_id: Uuid,
+    filter: &ConversationFilter,
+    search: Option<&SearchTerm>,
+) {
+    if let Some(agent) = filter.assigned_agent_id {
+        qb.push(" AND c.assigned_agent_id = ").push_bind(agent.0);
+    }
+    if filter.unassigned {
+        qb.push(" AND c.assigned_agent_id IS NULL");
+    }
+    if let Some(term) = search {
+        qb.push(" AND c.customer_id IN (SELECT t.customer_id FROM customer_search_terms t WHERE t.tenant_id = ")
+            .push_bind(tenant_id)
+            .push(" AND t.term >= ")
+            .push_bind(term.prefix.clone())
+            .push(" AND t.term < ")
+            .push_bind(term.upper.clone())
+            .push(")");
+        if let Some(full) = &term.full {
+            let normalised = match term.kind {
+                SearchKind::Phone => {
+                    "regexp_replace(coalesce(cu.phone_e164, ''), '[^0-9]', '', 'g')"
+                }
+                SearchKind::Name => {
+                    r"regexp_replace(lower(btrim(cu.display_name)), '\s+', ' ', 'g')"
+                }
+            };
+            qb.push(" AND EXISTS (SELECT 1 FROM customers cu WHERE cu.tenant_id = c.tenant_id AND cu.id = c.customer_id AND position(")
+                .push_bind(full.clone())
+                .push(" IN ")
+                .push(normalised)
+                .push(") > 0)");
+        }
+    }
+}
+
+fn push_branch(qb: &mut QueryBuilder<Postgres>, branch: Branch) {
+    match branch.assignee {
+        Some(Some(agent)) => {
+            qb.push(" AND c.assigned_agent_id = ").push_bind(agent.0);
+        }
+        Some(None) => {
+            qb.push(" AND c.assigned_agent_id IS NULL");
+        }
+        None => {}
+    }
+    if let Some(state) = branch.state {
+        qb.push(" AND c.state = ").push_bind(state);
+    }
+}
+
+#[tracing::instrument(skip(tx, request), fields(tenant_id = %tx.tenant_id()))]
+pub(super) async fn list(
+    tx: &mut TenantTx,
+    visibility: Visibility,
+    request: &ListRequest,
+    search: Option<&SearchTerm>,
+) -> Result<Page<Conversation, ListCursor>> {
+    let tenant_id = tx.tenant_id().0;
+    let column = sort_column(request.sort);
+    let dir = direction_sql(request.direction);
+    let order = format!(" ORDER BY c.{column} {dir}, c.id {dir} LIMIT ");
+    let limit = request.page.fetch_limit();
+
+    let mut qb = QueryBuilder::new(
+        "SELECT c.id, c.state, c.channel, c.customer_id, cu.display_name AS customer_name, \
+         cu.phone_e164 AS customer_phone, c.assigned_agent_id, a.display_name AS assignee_name, \
+         c.state_manager_id, c.genesys_conversation_id, c.close_reason, \
+         c.created_at, c.updated_at, c.last_activity_at, c.closed_at FROM (",
+    );
+    for (i, branch) in branches(visibility, &request.filter.states)
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push("(SELECT c.* FROM conversations c WHERE c.tenant_id = ")
+            .push_bind(tenant_id);
+        push_branch(&mut qb, branch);
+        push_filters(&mut qb, tenant_id, &request.filter, search);
+        if let Some(after) = &request.page.after {
+            let cmp = if request.direction == SortDirection::Asc {
+                ">"
+            } else {
+                "<"
+            };
+            qb.push(format!(" AND (c.{column}, c.id) {cmp} ("))
+                .push_bind(after.at)
+                .push(", ")
+                .push_bind(after.id.0)
+                .push(")");
+        }
+        qb.push(order.as_str()).push_bind(limit).push(")");
+    }
+    qb.push(
+        ") c JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id \
+         LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id",
+    );
+    qb.push(order.as_str()).push_bind(limit);
+
+    let rows: Vec<ConversationRow> = qb.build_query_as().fetch_all(tx.conn()).await?;
+    let (sort, direction) = (request.sort, request.direction);
+    Ok(request
+        .page
+        .finish(rows.into_iter().map(Conversation::from).collect(), |c| {
+            ListCursor {
+                sort,
+                direction,
+                at: match sort {
+                    SortKey::LastActivityAt => c.last_activity_at,
+                    SortKey::CreatedAt => c.created_at,
+                },
+                id: c.id,
+            }
+        }))
+}
+
+#[tracing::instrument(skip(tx, filter), fields(tenant_id = %tx.tenant_id()))]
+pub(super) async fn count_by_state(
+    tx: &mut TenantTx,
+    visibility: Visibility,
+    filter: &ConversationFilter,
+    search: Option<&SearchTerm>,
+) -> Result<StateCounts> {
+    let tenant_id = tx.tenant_id().0;
+    let mut qb = QueryBuilder::new("SELECT c.state, count(*) FROM (");
+    for (i, branch) in branches(visibility, &filter.states).into_iter().enumerate() {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push("(SELECT c.state FROM conversations c WHERE c.tenant_id = ")
+            .push_bind(tenant_id);
+        push_branch(&mut qb, branch);
+        push_filters(&mut qb, tenant_id, filter, search);
+        qb.push(")");
+    }
+    qb.push(") c GROUP BY c.state");
+    let rows: Vec<(ConversationState, i64)> = qb.build_query_as().fetch_all(tx.conn()).await?;
+    let mut counts = StateCounts::default();
+    for (state, n) in rows {
+        match state {
+            ConversationState::Active => counts.active = n,
+            ConversationState::Waiting => counts.waiting = n,
+            ConversationState::Closed => counts.closed = n,
+        }
+    }
+    Ok(counts)
+}

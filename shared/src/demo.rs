@@ -1,0 +1,127 @@
+//! Demo data for development: one tenant with agents, customers and a few hundred
+//! conversations, plus a small second tenant to show isolation. Loaded by `api dev` as the
+//! database owner; never used by the services themselves.
+
+use chrono::{Duration, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Fixed ids, so demo tokens stay valid across reloads.
+pub const TENANT: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);
+pub const OTHER_TENANT: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0002);
+pub const AGENT: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_a001);
+pub const SUPERVISOR: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_a100);
+pub const ADMIN: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_a200);
+
+const FIRST: [&str; 12] = [
+    "Ana", "Bruno", "Chloé", "Dmitri", "Emeka", "Fatima", "Grace", "Hiroshi", "Ingrid", "João",
+    "Kwame", "Lucía",
+];
+const LAST: [&str; 10] = [
+    "Silva", "Okafor", "Müller", "Nakamura", "García", "Smith", "Kowalski", "Haddad", "Nguyen",
+    "Rossi",
+];
+
+/// Loads the demo data unless the demo tenant already exists. Returns whether it loaded.
+pub async fn load(owner: &PgPool, conversations: usize) -> anyhow::Result<bool> {
+    let mut tx = owner.begin().await?;
+    let inserted = sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, 'Demo Telecom'), ($2, 'Other Company') ON CONFLICT DO NOTHING")
+        .bind(TENANT)
+        .bind(OTHER_TENANT)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let mut agents = vec![
+        (AGENT, "Alex Agent".to_string(), "agent"),
+        (SUPERVISOR, "Sam Supervisor".to_string(), "supervisor"),
+        (ADMIN, "Ada Admin".to_string(), "admin"),
+    ];
+    for i in 2..=8u128 {
+        agents.push((
+            Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_a000 + i),
+            format!("{} {}", FIRST[i as usize], LAST[i as usize % LAST.len()]),
+            "agent",
+        ));
+    }
+    for (id, name, role) in &agents {
+        sqlx::query("INSERT INTO agents (tenant_id, id, display_name, email, role) VALUES ($1, $2, $3, $4, $5::agent_role)")
+            .bind(TENANT)
+            .bind(id)
+            .bind(name)
+            .bind(format!("{}@demo.example", name.to_lowercase().replace(' ', ".")))
+            .bind(role)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let now = Utc::now();
+    let customer_count = (conversations * 3 / 4).max(1);
+    let mut customers = Vec::with_capacity(customer_count);
+    for i in 0..customer_count {
+        let id = Uuid::now_v7();
+        let name = format!(
+            "{} {}",
+            FIRST[i % FIRST.len()],
+            LAST[(i / FIRST.len()) % LAST.len()]
+        );
+        let phone = format!("+4479460{:05}", 10_000 + i);
+        sqlx::query("INSERT INTO customers (tenant_id, id, display_name, phone_e164, email) VALUES ($1, $2, $3, $4, $5)")
+            .bind(TENANT)
+            .bind(id)
+            .bind(&name)
+            .bind(&phone)
+            .bind(format!("customer{i}@mail.example"))
+            .execute(&mut *tx)
+            .await?;
+        customers.push(id);
+    }
+    for i in 0..conversations {
+        let created = now - Duration::minutes((conversations - i) as i64 * 7 + 60);
+        let activity = created + Duration::minutes((i % 50) as i64);
+        let (state, assignee) = match i % 5 {
+            0 | 1 => ("active", Some(agents[i % agents.len()].0)),
+            2 => ("waiting", None),
+            3 => ("waiting", Some(agents[i % agents.len()].0)),
+            _ => ("closed", Some(agents[i % agents.len()].0)),
+        };
+        sqlx::query(
+            "INSERT INTO conversations (tenant_id, id, customer_id, state, assigned_agent_id, created_at, updated_at, \
+             last_activity_at, closed_at, close_reason, genesys_conversation_id) \
+             VALUES ($1, $2, $3, $4::conversation_state, $5, $6, $7, $7, CASE WHEN $4 = 'closed' THEN $7 END, \
+             CASE WHEN $4 = 'closed' THEN 'resolved' END, $8)",
+        )
+        .bind(TENANT)
+        .bind(Uuid::now_v7())
+        .bind(customers[i % customers.len()])
+        .bind(state)
+        .bind(assignee)
+        .bind(created)
+        .bind(activity)
+        .bind(format!("gen-{i:06}"))
+        .execute(&mut *tx)
+        .await?;
+    }
+    // The other tenant: one agent, one customer, one conversation, invisible to the demo tenant.
+    let other_agent = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_b001);
+    let other_customer = Uuid::now_v7();
+    sqlx::query("INSERT INTO agents (tenant_id, id, display_name, role) VALUES ($1, $2, 'Olga Other', 'supervisor')")
+        .bind(OTHER_TENANT)
+        .bind(other_agent)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO customers (tenant_id, id, display_name, phone_e164) VALUES ($1, $2, 'Otto Outsider', '+15550001111')")
+        .bind(OTHER_TENANT)
+        .bind(other_customer)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO conversations (tenant_id, id, customer_id) VALUES ($1, $2, $3)")
+        .bind(OTHER_TENANT)
+        .bind(Uuid::now_v7())
+        .bind(other_customer)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}

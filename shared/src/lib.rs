@@ -1,0 +1,20 @@
+//! The library every Agent Portal binary shares.
+//!
+//! Configuration, telemetry, authentication, the tenant-scoped door to Postgres, the domain
+//! models, their SQL and the rules that act on them. Binaries stay thin: they parse their
+//! command line, load [`config::Settings`], and wire these pieces to a transport.
+
+pub mod agents;
+pub mod auth;
+pub mod config;
+pub mod conversations;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod pagination;
+pub mod telemetry;
+pub mod tenancy;
+
+pub use error::{Error, FieldError, Result};

@@ -1,0 +1,128 @@
+//! The one way to tenant data: a transaction that carries the tenant into Postgres.
+//!
+//! A [`TenantCtx`] is made only by [`crate::auth`] from a verified token and an active agent.
+//! [`Db::begin`] turns it into a [`TenantTx`] whose first statement sets `app.tenant_id`, which
+//! every row-level-security policy reads. Repositories take a `&mut TenantTx`, so code that has
+//! not been through authentication cannot even call them, and a query that forgets its
+//! `WHERE tenant_id` still sees only this tenant's rows.
+
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use crate::Result;
+use crate::agents::Role;
+use crate::ids::{AgentId, TenantId};
+
+/// Who is acting, for which tenant, with which effective role.
+#[derive(Debug, Clone)]
+pub struct TenantCtx {
+    tenant_id: TenantId,
+    agent_id: AgentId,
+    role: Role,
+}
+
+impl TenantCtx {
+    /// Only the auth layer builds one, after verifying the token and the agent.
+    pub(crate) fn new(tenant_id: TenantId, agent_id: AgentId, role: Role) -> Self {
+        Self {
+            tenant_id,
+            agent_id,
+            role,
+        }
+    }
+
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+
+    pub fn agent_id(&self) -> AgentId {
+        self.agent_id
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Supervisors and admins see and act on every conversation of their tenant.
+    pub fn sees_whole_tenant(&self) -> bool {
+        self.role >= Role::Supervisor
+    }
+}
+
+/// The application's connection pool. Holding one does not give access to tenant data.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Opens a transaction scoped to the caller's tenant.
+    pub async fn begin(&self, ctx: &TenantCtx) -> Result<TenantTx> {
+        self.begin_for(ctx.tenant_id).await
+    }
+
+    /// For the auth layer, which must look the agent up before a [`TenantCtx`] exists.
+    pub(crate) async fn begin_for(&self, tenant_id: TenantId) -> Result<TenantTx> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(TenantTx { tx, tenant_id })
+    }
+
+    /// Fails when the connected role would bypass row-level security (superuser, BYPASSRLS).
+    pub async fn ensure_rls_applies(&self) -> Result<()> {
+        crate::db::ensure_rls_applies(&self.pool).await
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        crate::db::ping(&self.pool).await
+    }
+
+    /// Connections open, idle, and the configured maximum, for metrics.
+    pub fn pool_usage(&self) -> PoolUsage {
+        PoolUsage {
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUsage {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// A transaction with `app.tenant_id` set. Dropped without [`TenantTx::commit`], it rolls back.
+#[derive(Debug)]
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    tenant_id: TenantId,
+}
+
+impl TenantTx {
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+
+    /// The connection, for repositories only: SQL lives in this crate.
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
