@@ -23,6 +23,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub amqp: AmqpSettings,
     pub auth: AuthSettings,
+    pub transformer: TransformerSettings,
+    pub dispatcher: DispatcherSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -81,6 +83,34 @@ pub struct AuthSettings {
     pub jwks_timeout_ms: u64,
 }
 
+/// The Outbound Transformer, which hands our messages to WhatsApp.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TransformerSettings {
+    /// The endpoint outbound messages are POSTed to.
+    pub url: String,
+    /// One delivery attempt's limit, connection included.
+    pub timeout_ms: u64,
+}
+
+/// The outbox dispatcher that delivers pending messages (see the README's send lifecycle).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DispatcherSettings {
+    /// Run a dispatcher in this process. Any number may run; each message is delivered by one.
+    pub enabled: bool,
+    /// Deliveries in flight at once in this process.
+    pub concurrency: u32,
+    /// How often to look for due messages when nothing wakes the dispatcher sooner.
+    pub poll_interval_ms: u64,
+    /// How long a claimed message is left to its dispatcher before another may take it over
+    /// (a dispatcher that died mid-attempt). Must exceed `transformer.timeout_ms`.
+    pub lease_ms: u64,
+    /// Attempts before a message that keeps meeting 5xx or timeouts is marked failed.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled each time up to `backoff_max_ms`, with jitter.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct TelemetrySettings {
     /// `json` (production) or `pretty` (a terminal).
@@ -129,6 +159,19 @@ leeway_secs = 30
 jwks_cache_secs = 600
 jwks_min_refresh_secs = 30
 jwks_timeout_ms = 3000
+
+[transformer]
+url = "http://127.0.0.1:8090/messages"
+timeout_ms = 10000
+
+[dispatcher]
+enabled = true
+concurrency = 16
+poll_interval_ms = 1000
+lease_ms = 30000
+max_attempts = 10
+backoff_initial_ms = 1000
+backoff_max_ms = 60000
 
 [telemetry]
 log_format = "json"
@@ -228,6 +271,39 @@ impl Settings {
         }
         if self.http.max_body_bytes == 0 {
             return bad("http.max_body_bytes", "must be at least 1");
+        }
+        let transformer = &self.transformer;
+        if !(transformer.url.starts_with("http://") || transformer.url.starts_with("https://")) {
+            return bad("transformer.url", "must be an http(s) URL");
+        }
+        if transformer.timeout_ms == 0 {
+            return bad("transformer.timeout_ms", "must be at least 1");
+        }
+        let dispatcher = &self.dispatcher;
+        if dispatcher.concurrency == 0 {
+            return bad("dispatcher.concurrency", "must be at least 1");
+        }
+        if dispatcher.poll_interval_ms == 0 {
+            return bad("dispatcher.poll_interval_ms", "must be at least 1");
+        }
+        // A lease shorter than an attempt would let a second dispatcher start while the first
+        // is still waiting for its answer.
+        if dispatcher.lease_ms <= transformer.timeout_ms {
+            return bad(
+                "dispatcher.lease_ms",
+                "must be greater than transformer.timeout_ms",
+            );
+        }
+        if dispatcher.max_attempts == 0 {
+            return bad("dispatcher.max_attempts", "must be at least 1");
+        }
+        if dispatcher.backoff_initial_ms == 0
+            || dispatcher.backoff_max_ms < dispatcher.backoff_initial_ms
+        {
+            return bad(
+                "dispatcher.backoff_max_ms",
+                "backoff_initial_ms must be at least 1 and backoff_max_ms at least backoff_initial_ms",
+            );
         }
         Ok(())
     }

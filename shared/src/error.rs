@@ -19,6 +19,13 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
 
+    /// A status may not move this way (backwards, or out of a final state); `current` stands.
+    #[error("the status cannot change from {current} to {requested}")]
+    StatusConflict {
+        current: &'static str,
+        requested: &'static str,
+    },
+
     /// One or more fields are invalid; each is listed.
     #[error("invalid request: {}", FieldErrors(.0))]
     Validation(Vec<FieldError>),

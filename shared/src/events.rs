@@ -14,6 +14,8 @@ use crate::{Error, Result};
 pub enum EventType {
     ConversationNew,
     ConversationUpdated,
+    MessageNew,
+    MessageStatus,
 }
 
 impl EventType {
@@ -21,6 +23,8 @@ impl EventType {
         match self {
             Self::ConversationNew => "conversation:new",
             Self::ConversationUpdated => "conversation:updated",
+            Self::MessageNew => "message:new",
+            Self::MessageStatus => "message:status",
         }
     }
 }

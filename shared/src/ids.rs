@@ -55,3 +55,7 @@ id_type!(
     /// A conversation between a customer and the contact centre.
     ConversationId
 );
+id_type!(
+    /// A message in a conversation; also the idempotency key of its delivery.
+    MessageId
+);

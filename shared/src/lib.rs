@@ -13,8 +13,10 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod messages;
 pub mod pagination;
 pub mod telemetry;
 pub mod tenancy;
+pub mod transformer;
 
 pub use error::{Error, FieldError, Result};

@@ -74,6 +74,11 @@ impl Db {
         Ok(TenantTx { tx, tenant_id })
     }
 
+    /// The raw pool, for the few cross-tenant SECURITY DEFINER functions (the outbox claim).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Fails when the connected role would bypass row-level security (superuser, BYPASSRLS).
     pub async fn ensure_rls_applies(&self) -> Result<()> {
         crate::db::ensure_rls_applies(&self.pool).await

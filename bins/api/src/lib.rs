@@ -6,6 +6,7 @@ pub mod http;
 pub mod routes;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::{EndpointExt, Route, Server, get};
@@ -13,21 +14,33 @@ use poem_openapi::OpenApiService;
 use portal_shared::auth::Authenticator;
 use portal_shared::config::Settings;
 use portal_shared::conversations::ConversationService;
+use portal_shared::messages::{Dispatcher, MessageService};
 use portal_shared::tenancy::Db;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::http::metrics::Metrics;
 use crate::routes::agents::AgentsApi;
 use crate::routes::conversations::ConversationsApi;
+use crate::routes::messages::MessagesApi;
 
 pub const DEFAULT_PORT: u16 = 8080;
 
-fn api_service(db: &Db) -> OpenApiService<(ConversationsApi, AgentsApi), ()> {
+type Apis = (ConversationsApi, MessagesApi, AgentsApi);
+
+fn api_service(db: &Db, messages: MessageService) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (ConversationsApi { service: ConversationService::new(db.clone()) }, AgentsApi { db: db.clone() }),
+        (
+            ConversationsApi {
+                service: ConversationService::new(db.clone()),
+            },
+            MessagesApi { service: messages },
+            AgentsApi { db: db.clone() },
+        ),
         "Agent Portal API",
         env!("CARGO_PKG_VERSION"),
     )
-    .description("Conversations, agents and (in later releases) messages, templates and customers for the agent portal.")
+    .description("Conversations, messages and agents for the agent portal.")
     .server("/api")
 }
 
@@ -50,8 +63,24 @@ pub async fn run(
     let authenticator = Authenticator::new(&settings.auth, db.clone())?;
     let metrics = Metrics::new(db.clone());
 
+    // The dispatcher runs beside the API (see the README's send lifecycle); the service wakes
+    // it when a message is queued.
+    let queued = Arc::new(Notify::new());
+    let stop_dispatcher = CancellationToken::new();
+    let dispatcher = if settings.dispatcher.enabled {
+        let dispatcher = Dispatcher::new(
+            db.clone(),
+            &settings.transformer,
+            settings.dispatcher.clone(),
+            queued.clone(),
+        )?;
+        Some(tokio::spawn(dispatcher.run(stop_dispatcher.clone())))
+    } else {
+        None
+    };
+
     let max_body_bytes = settings.http.max_body_bytes;
-    let api = api_service(&db);
+    let api = api_service(&db, MessageService::new(db.clone(), queued));
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let app = Route::new()
@@ -72,9 +101,16 @@ pub async fn run(
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     let local = acceptor.local_addr();
     tracing::info!(addr = ?local, "api listening");
-    Server::new_with_acceptor(acceptor)
+    let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(settings.http.shutdown_grace()))
-        .await?;
+        .await;
+    stop_dispatcher.cancel();
+    if let Some(dispatcher) = dispatcher
+        && let Err(err) = dispatcher.await
+    {
+        tracing::error!(error = %err, "the dispatcher task failed");
+    }
+    served?;
     db.close().await;
     tracing::info!("api stopped");
     Ok(())

@@ -3,7 +3,7 @@
 //! [`service`] holds the rules (who sees what, which transitions are allowed); [`repo`] holds
 //! the SQL; [`search`] the meaning of the list's `q`.
 
-mod repo;
+pub(crate) mod repo;
 pub mod search;
 pub mod service;
 
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{AgentId, ConversationId, CustomerId};
 use crate::pagination::PageRequest;
 
+pub(crate) use repo::Visibility;
 pub use service::{ConversationPatch, ConversationService};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, Enum)]
@@ -47,6 +48,8 @@ pub struct Conversation {
     /// The conversation's id on the Genesys platform.
     pub genesys_conversation_id: Option<String>,
     pub close_reason: Option<String>,
+    /// The start of the last message's text.
+    pub last_message_preview: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,

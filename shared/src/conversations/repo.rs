@@ -18,7 +18,7 @@ use crate::tenancy::TenantTx;
 
 /// Whose conversations a query may return.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Visibility {
+pub(crate) enum Visibility {
     /// Supervisors and admins: the whole tenant.
     Tenant,
     /// An agent: its own, and unassigned waiting ones it may take.
@@ -38,6 +38,7 @@ pub(super) struct ConversationRow {
     state_manager_id: Option<String>,
     genesys_conversation_id: Option<String>,
     close_reason: Option<String>,
+    last_message_preview: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     last_activity_at: DateTime<Utc>,
@@ -62,6 +63,7 @@ impl From<ConversationRow> for Conversation {
             state_manager_id: r.state_manager_id,
             genesys_conversation_id: r.genesys_conversation_id,
             close_reason: r.close_reason,
+            last_message_preview: r.last_message_preview,
             created_at: r.created_at,
             updated_at: r.updated_at,
             last_activity_at: r.last_activity_at,
@@ -72,7 +74,7 @@ impl From<ConversationRow> for Conversation {
 
 /// One conversation with its customer and assignee; `lock` holds it until the transaction ends.
 #[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
-pub(super) async fn find(
+pub(crate) async fn find(
     tx: &mut TenantTx,
     id: ConversationId,
     lock: bool,
@@ -85,7 +87,7 @@ pub(super) async fn find(
             r#"SELECT c.id, c.state AS "state: ConversationState", c.channel,
                       c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone,
                       c.assigned_agent_id, a.display_name AS "assignee_name?",
-                      c.state_manager_id, c.genesys_conversation_id, c.close_reason,
+                      c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview,
                       c.created_at, c.updated_at, c.last_activity_at, c.closed_at
                FROM conversations c
                JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id
@@ -103,7 +105,7 @@ pub(super) async fn find(
             r#"SELECT c.id, c.state AS "state: ConversationState", c.channel,
                       c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone,
                       c.assigned_agent_id, a.display_name AS "assignee_name?",
-                      c.state_manager_id, c.genesys_conversation_id, c.close_reason,
+                      c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview,
                       c.created_at, c.updated_at, c.last_activity_at, c.closed_at
                FROM conversations c
                JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id
@@ -155,6 +157,28 @@ pub(super) async fn close(
         tenant_id,
         id.0,
         reason
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// A message was added: the conversation moves to the top of the list with its preview.
+#[tracing::instrument(skip(tx, preview), fields(tenant_id = %tx.tenant_id()))]
+pub(crate) async fn record_message(
+    tx: &mut TenantTx,
+    id: ConversationId,
+    preview: &str,
+) -> Result<()> {
+    let tenant_id = tx.tenant_id().0;
+    sqlx::query!(
+        r#"UPDATE conversations
+           SET last_activity_at = greatest(last_activity_at, now()), last_message_preview = $3,
+               updated_at = now()
+           WHERE tenant_id = $1 AND id = $2"#,
+        tenant_id,
+        id.0,
+        preview
     )
     .execute(tx.conn())
     .await?;
@@ -324,7 +348,7 @@ pub(super) async fn list(
     let mut qb = QueryBuilder::new(
         "SELECT c.id, c.state, c.channel, c.customer_id, cu.display_name AS customer_name, \
          cu.phone_e164 AS customer_phone, c.assigned_agent_id, a.display_name AS assignee_name, \
-         c.state_manager_id, c.genesys_conversation_id, c.close_reason, \
+         c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview, \
          c.created_at, c.updated_at, c.last_activity_at, c.closed_at FROM (",
     );
     for (i, branch) in branches(visibility, &request.filter.states)

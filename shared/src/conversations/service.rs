@@ -266,7 +266,7 @@ impl ConversationService {
     }
 }
 
-fn visibility(ctx: &TenantCtx) -> Visibility {
+pub(crate) fn visibility(ctx: &TenantCtx) -> Visibility {
     if ctx.sees_whole_tenant() {
         Visibility::Tenant
     } else {
@@ -275,25 +275,23 @@ fn visibility(ctx: &TenantCtx) -> Visibility {
 }
 
 /// Hides what the caller may not see behind the same answer as a missing conversation.
-fn visible(ctx: &TenantCtx, found: Option<Conversation>) -> Result<Conversation> {
-    let not_found = Error::NotFound {
+pub(crate) fn visible(ctx: &TenantCtx, found: Option<Conversation>) -> Result<Conversation> {
+    found.filter(|c| may_see(ctx, c)).ok_or(Error::NotFound {
         resource: "conversation",
-    };
-    let conversation = found.ok_or_else(|| Error::NotFound {
-        resource: "conversation",
-    })?;
-    if ctx.sees_whole_tenant() {
-        return Ok(conversation);
-    }
-    match &conversation.assignee {
-        Some(a) if a.id == ctx.agent_id() => Ok(conversation),
-        None if conversation.state == ConversationState::Waiting => Ok(conversation),
-        _ => Err(not_found),
-    }
+    })
+}
+
+/// Agents see their own conversations and the unassigned waiting ones they may take.
+fn may_see(ctx: &TenantCtx, conversation: &Conversation) -> bool {
+    ctx.sees_whole_tenant()
+        || match &conversation.assignee {
+            Some(a) => a.id == ctx.agent_id(),
+            None => conversation.state == ConversationState::Waiting,
+        }
 }
 
 /// Acting on a conversation (other than taking it) is for its assignee or a supervisor.
-fn require_acting_assignee(ctx: &TenantCtx, conversation: &Conversation) -> Result<()> {
+pub(crate) fn require_acting_assignee(ctx: &TenantCtx, conversation: &Conversation) -> Result<()> {
     if ctx.sees_whole_tenant()
         || conversation
             .assignee

@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests by route and status, latency, and database pool usage.
+//! Prometheus metrics: requests by route and status, latency, database pool usage, and the
+//! outbox of messages waiting for delivery.
 //!
 //! The route label is the operation id (bounded), never the raw path (unbounded: it holds ids).
 
@@ -7,6 +8,7 @@ use std::time::Instant;
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
+use portal_shared::messages::dispatcher;
 use portal_shared::tenancy::Db;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -44,6 +46,8 @@ struct Inner {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     pool: Family<PoolLabels, Gauge>,
+    outbox_waiting: Gauge,
+    outbox_oldest_age: Gauge,
     db: Db,
 }
 
@@ -75,12 +79,26 @@ impl Metrics {
             "Postgres pool connections by state (idle, in_use, max)",
             pool.clone(),
         );
+        let outbox_waiting = Gauge::default();
+        let outbox_oldest_age = Gauge::default();
+        registry.register(
+            "outbox_messages",
+            "Outbound messages waiting for delivery, all tenants",
+            outbox_waiting.clone(),
+        );
+        registry.register(
+            "outbox_oldest_age_seconds",
+            "Age of the oldest message waiting for delivery (0 when none waits)",
+            outbox_oldest_age.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
                 requests,
                 latency,
                 pool,
+                outbox_waiting,
+                outbox_oldest_age,
                 db,
             }),
         }
@@ -105,8 +123,17 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with pool gauges read at scrape time.
-    pub fn render(&self) -> String {
+    /// The text exposition, with pool and outbox gauges read at scrape time.
+    pub async fn render(&self) -> String {
+        match dispatcher::backlog(&self.inner.db).await {
+            Ok((waiting, oldest)) => {
+                self.inner.outbox_waiting.set(waiting);
+                let age = oldest.map_or(0, |t| (chrono::Utc::now() - t).num_seconds().max(0));
+                self.inner.outbox_oldest_age.set(age);
+            }
+            // Stale gauges are better than none; /readyz reports the database.
+            Err(err) => tracing::debug!(error = %err, "could not read the outbox backlog"),
+        }
         let usage = self.inner.db.pool_usage();
         let in_use = usage.size.saturating_sub(usage.idle);
         for (state, value) in [("idle", usage.idle), ("in_use", in_use), ("max", usage.max)] {

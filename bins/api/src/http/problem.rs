@@ -26,6 +26,9 @@ pub struct Problem {
     /// For validation failures: each offending field and why.
     #[oai(skip_serializing_if_is_none)]
     pub errors: Option<Vec<ProblemField>>,
+    /// For a refused status change: the status the object keeps.
+    #[oai(skip_serializing_if_is_none)]
+    pub current_status: Option<String>,
     /// For server errors: quote it to support; the logs carry the cause under this id.
     #[oai(skip_serializing_if_is_none)]
     pub error_id: Option<String>,
@@ -47,6 +50,7 @@ impl Problem {
             status: status.as_u16(),
             detail,
             errors: None,
+            current_status: None,
             error_id: None,
         }
     }
@@ -97,6 +101,11 @@ impl From<Error> for ApiError {
                 format!("{resource} not found"),
             )),
             Error::Conflict(detail) => Self::Conflict(problem(StatusCode::CONFLICT, detail)),
+            err @ Error::StatusConflict { current, .. } => {
+                let mut p = Problem::new(StatusCode::CONFLICT, Some(err.to_string()));
+                p.current_status = Some(current.to_string());
+                Self::Conflict(Json(p))
+            }
             Error::Validation(fields) => Self::Unprocessable(Json(
                 Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -37,9 +37,10 @@ pub async fn readyz(db: Data<&Db>) -> Response {
 }
 
 #[handler]
-pub fn metrics(metrics: Data<&Metrics>) -> Response {
+pub async fn metrics(metrics: Data<&Metrics>) -> Response {
     metrics
         .render()
+        .await
         .with_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .into_response()
 }

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod conversations;
 pub mod health;
+pub mod messages;
 
 use poem_openapi::Tags;
 
@@ -10,6 +11,8 @@ use poem_openapi::Tags;
 pub enum ApiTags {
     /// The conversation list and the actions on one conversation.
     Conversations,
+    /// History, sending, delivery status and search.
+    Messages,
     /// The tenant's agents.
     Agents,
 }

@@ -51,6 +51,11 @@ impl TestApp {
                 "PORTAL__HTTP__SHUTDOWN_GRACE_SECS".to_string(),
                 "1".to_string(),
             ),
+            // Tests that deliver messages switch it on with a transformer of their own.
+            (
+                "PORTAL__DISPATCHER__ENABLED".to_string(),
+                "false".to_string(),
+            ),
         ];
         if !extra.iter().any(|(k, _)| *k == "PORTAL__AUTH__JWKS_URL") {
             env.push(("PORTAL__AUTH__JWT_SECRET".to_string(), SECRET.to_string()));
@@ -135,6 +140,48 @@ impl TestApp {
             .await
     }
 
+    /// `POST /api/conversations/{id}/messages`, with an optional Idempotency-Key; also
+    /// returns the response headers.
+    pub async fn send(
+        &self,
+        conversation: Uuid,
+        token: &str,
+        body: Value,
+        key: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = self
+            .client
+            .post(format!(
+                "{}/api/conversations/{conversation}/messages",
+                self.base
+            ))
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value, headers)
+    }
+
+    /// Sends a text and returns the stored message's id.
+    pub async fn send_text(&self, conversation: Uuid, token: &str, text: &str) -> Uuid {
+        let (status, body, _) = self
+            .send(
+                conversation,
+                token,
+                json!({"type": "text", "text": text}),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
     // --- arranging data as the owner ---
 
     pub async fn tenant(&self) -> Uuid {
@@ -207,6 +254,79 @@ impl TestApp {
         .await
         .unwrap();
         id
+    }
+
+    /// A message written `seconds_ago` seconds ago.
+    pub async fn message(
+        &self,
+        tenant: Uuid,
+        conversation: Uuid,
+        direction: &str,
+        body: &str,
+        seconds_ago: i64,
+    ) -> Uuid {
+        let id = Uuid::now_v7();
+        let (sender, status) = if direction == "inbound" {
+            ("customer", "delivered")
+        } else {
+            ("system", "sent")
+        };
+        sqlx::query(
+            "INSERT INTO messages (tenant_id, id, conversation_id, direction, sender_type, content_type, \
+             body, status, created_at) VALUES ($1, $2, $3, $4::message_direction, $5::message_sender, \
+             'text', $6, $7::message_status, now() - make_interval(secs => $8))",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(conversation)
+        .bind(direction)
+        .bind(sender)
+        .bind(body)
+        .bind(status)
+        .bind(seconds_ago as f64)
+        .execute(&self.owner)
+        .await
+        .unwrap();
+        id
+    }
+
+    pub async fn message_status(&self, id: Uuid) -> String {
+        sqlx::query_scalar("SELECT status::text FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.owner)
+            .await
+            .unwrap()
+    }
+
+    /// Waits up to 15 s for the message to reach `status`, and returns its row as JSON.
+    pub async fn wait_for_status(&self, id: Uuid, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let row: Option<Value> = sqlx::query_scalar(
+                "SELECT to_jsonb(m) - 'search_vector' FROM messages m WHERE id = $1 AND status::text = $2",
+            )
+            .bind(id)
+            .bind(status)
+            .fetch_optional(&self.owner)
+            .await
+            .unwrap();
+            if let Some(row) = row {
+                return row;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "message {id} did not reach {status}; it is {}",
+                self.message_status(id).await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn outbox_len(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM message_outbox")
+            .fetch_one(&self.owner)
+            .await
+            .unwrap()
     }
 
     pub async fn events(&self, tenant: Uuid) -> Vec<(i64, String, Value)> {

@@ -9,5 +9,7 @@
 
 mod auth;
 mod conversations;
+mod dispatcher;
 mod helpers;
+mod messages;
 mod tenancy;

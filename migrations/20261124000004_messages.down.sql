@@ -1,0 +1,10 @@
+DROP FUNCTION message_outbox_backlog();
+DROP FUNCTION search_messages(text, uuid);
+DROP FUNCTION claim_message_outbox(integer, interval);
+DROP TABLE message_outbox;
+ALTER TABLE conversations DROP COLUMN last_message_preview;
+DROP TABLE messages;
+DROP TYPE message_status;
+DROP TYPE message_content_type;
+DROP TYPE message_sender;
+DROP TYPE message_direction;

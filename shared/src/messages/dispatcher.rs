@@ -1,0 +1,268 @@
+//! Delivers pending outbound messages to the Outbound Transformer.
+//!
+//! Each message's outbox row is claimed under a lease (see the messages migration), so any
+//! number of dispatchers, in any number of processes, deliver each message one attempt at a
+//! time. A 2xx marks the message `sent`; a 4xx marks it `failed` with the transformer's
+//! reason; a timeout, a connection error, a 5xx, 408 or 429 is retried with exponential
+//! backoff and jitter until `max_attempts`, then marked `failed`. A dispatcher that dies
+//! mid-attempt leaves its row to become due again when the lease runs out; the transformer
+//! drops the repeated attempt by its `Idempotency-Key` (our message id) if the first got through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::repo::{self, Claim};
+use super::service::{StatusChange, apply_status};
+use super::{Message, MessageStatus};
+use crate::config::{DispatcherSettings, TransformerSettings};
+use crate::conversations::{self, Conversation};
+use crate::ids::TenantId;
+use crate::tenancy::{Db, TenantTx};
+use crate::transformer::{DeliveryError, OutboundContent, OutboundMessage, TransformerClient};
+use crate::{Error, Result};
+
+#[derive(Debug)]
+pub struct Dispatcher {
+    db: Db,
+    transformer: TransformerClient,
+    settings: DispatcherSettings,
+    queued: Arc<Notify>,
+}
+
+impl Dispatcher {
+    /// `queued` is the signal [`super::MessageService`] gives when it stores a message.
+    pub fn new(
+        db: Db,
+        transformer: &TransformerSettings,
+        settings: DispatcherSettings,
+        queued: Arc<Notify>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            db,
+            transformer: TransformerClient::new(transformer)?,
+            settings,
+            queued,
+        })
+    }
+
+    /// Delivers until `shutdown` is cancelled, then lets the attempts in flight finish.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        let concurrency = this.settings.concurrency as usize;
+        let lease = Duration::from_millis(this.settings.lease_ms);
+        let poll = Duration::from_millis(this.settings.poll_interval_ms);
+        let mut in_flight = JoinSet::new();
+        tracing::info!(concurrency, "dispatcher started");
+        loop {
+            while in_flight.try_join_next().is_some() {}
+            let free = concurrency.saturating_sub(in_flight.len());
+            if free > 0 {
+                match repo::claim(this.db.pool(), free as u32, lease).await {
+                    Ok(claims) => {
+                        let full = claims.len() == free;
+                        for claim in claims {
+                            in_flight.spawn(Arc::clone(&this).deliver(claim));
+                        }
+                        // More may be due: claim again as soon as a slot frees up.
+                        if full {
+                            continue;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = ?err, "could not claim due messages; retrying at the next poll");
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = this.queued.notified() => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+        tracing::info!(
+            in_flight = in_flight.len(),
+            "dispatcher stopping; finishing attempts in flight"
+        );
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    async fn deliver(self: Arc<Self>, claim: Claim) {
+        if let Err(err) = self.attempt(&claim).await {
+            // The row stays claimed until its lease runs out, then another attempt is made.
+            tracing::warn!(
+                message_id = %claim.message_id, tenant_id = %claim.tenant_id, error = ?err,
+                "delivery attempt could not be recorded; it will be retried after the lease"
+            );
+        }
+    }
+
+    #[tracing::instrument(skip(self, claim), fields(message_id = %claim.message_id, tenant_id = %claim.tenant_id, attempt = claim.attempts))]
+    async fn attempt(&self, claim: &Claim) -> Result<()> {
+        let mut tx = self.db.begin_for(claim.tenant()).await?;
+        let message = repo::find(&mut tx, claim.message(), false).await?;
+        // Marked failed (or sent, by an early receipt) meanwhile: nothing left to deliver.
+        let Some(message) = message.filter(|m| m.status == MessageStatus::Pending) else {
+            repo::release(&mut tx, claim).await?;
+            return tx.commit().await;
+        };
+        let conversation =
+            conversations::repo::find(&mut tx, message.conversation_id, false).await?;
+        // No transaction stays open while the transformer is called.
+        tx.commit().await?;
+
+        let outbound = outbound_message(claim.tenant(), &message, conversation.as_ref());
+        let result = self.transformer.deliver(&outbound).await;
+
+        let mut tx = self.db.begin_for(claim.tenant()).await?;
+        match result {
+            Ok(accepted) => {
+                repo::release(&mut tx, claim).await?;
+                let change = StatusChange {
+                    external_id: accepted.external_id,
+                    ..StatusChange::to(MessageStatus::Sent)
+                };
+                set_status(&mut tx, &message, change).await?;
+                tracing::info!("message sent");
+            }
+            Err(DeliveryError::Rejected(reason)) => {
+                if repo::release(&mut tx, claim).await? {
+                    tracing::warn!(%reason, "message rejected by the transformer");
+                    set_status(&mut tx, &message, failed(reason)).await?;
+                }
+            }
+            Err(DeliveryError::Retryable {
+                reason,
+                retry_after,
+            }) => {
+                if claim.attempts >= self.settings.max_attempts as i32 {
+                    if repo::release(&mut tx, claim).await? {
+                        let reason = format!("gave up after {} attempts: {reason}", claim.attempts);
+                        tracing::warn!(%reason, "message failed");
+                        set_status(&mut tx, &message, failed(reason)).await?;
+                    }
+                } else {
+                    let delay = backoff(&self.settings, claim.attempts, retry_after);
+                    tracing::info!(%reason, retry_in_ms = delay.as_millis() as u64, "delivery will be retried");
+                    let at =
+                        Utc::now() + chrono::Duration::from_std(delay).map_err(Error::internal)?;
+                    repo::reschedule(&mut tx, claim, at, &reason).await?;
+                }
+            }
+        }
+        tx.commit().await
+    }
+}
+
+/// Messages waiting for delivery in every tenant, and the creation time of the oldest.
+pub async fn backlog(db: &Db) -> Result<(i64, Option<chrono::DateTime<Utc>>)> {
+    repo::backlog(db.pool()).await
+}
+
+async fn set_status(tx: &mut TenantTx, message: &Message, change: StatusChange) -> Result<()> {
+    if let Some(current) = repo::find(tx, message.id, true).await? {
+        apply_status(tx, current, &change).await?;
+    }
+    Ok(())
+}
+
+fn failed(reason: String) -> StatusChange {
+    StatusChange {
+        failure_reason: Some(reason.chars().take(1000).collect()),
+        ..StatusChange::to(MessageStatus::Failed)
+    }
+}
+
+fn outbound_message(
+    tenant: TenantId,
+    message: &Message,
+    conversation: Option<&Conversation>,
+) -> OutboundMessage {
+    OutboundMessage {
+        message_id: message.id,
+        tenant_id: tenant,
+        conversation_id: message.conversation_id,
+        state_manager_id: conversation.and_then(|c| c.state_manager_id.clone()),
+        genesys_conversation_id: conversation.and_then(|c| c.genesys_conversation_id.clone()),
+        to: conversation.and_then(|c| c.customer.phone.clone()),
+        sender_agent_id: message.sender.agent_id,
+        content: match &message.template {
+            Some(template) => OutboundContent::Template {
+                template: template.clone(),
+                text: message.text.clone(),
+            },
+            None => OutboundContent::Text {
+                text: message.text.clone(),
+            },
+        },
+        created_at: message.created_at,
+    }
+}
+
+/// Exponential backoff with "equal jitter": half the step fixed, half random, so retries of
+/// many messages spread out without any retrying immediately. A `Retry-After` is honoured
+/// up to the maximum.
+fn backoff(
+    settings: &DispatcherSettings,
+    attempts: i32,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(32);
+    let step = settings
+        .backoff_initial_ms
+        .saturating_mul(1u64 << doublings)
+        .min(settings.backoff_max_ms);
+    let half = step / 2;
+    let jittered = Duration::from_millis(half + rand::rng().random_range(0..=step - half));
+    let max = Duration::from_millis(settings.backoff_max_ms);
+    jittered.max(retry_after.unwrap_or_default().min(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> DispatcherSettings {
+        DispatcherSettings {
+            enabled: true,
+            concurrency: 1,
+            poll_interval_ms: 1000,
+            lease_ms: 30_000,
+            max_attempts: 10,
+            backoff_initial_ms: 1000,
+            backoff_max_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_stops_at_the_maximum() {
+        let s = settings();
+        for (attempts, step) in [(1, 1000), (2, 2000), (3, 4000), (7, 60_000), (40, 60_000)] {
+            for _ in 0..50 {
+                let d = backoff(&s, attempts, None).as_millis() as u64;
+                assert!(
+                    (step / 2..=step).contains(&d),
+                    "attempt {attempts}: {d} ms not within [{}, {step}]",
+                    step / 2
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_honours_retry_after_up_to_the_maximum() {
+        let s = settings();
+        let d = backoff(&s, 1, Some(Duration::from_secs(30)));
+        assert_eq!(d, Duration::from_secs(30));
+        let d = backoff(&s, 1, Some(Duration::from_secs(3600)));
+        assert_eq!(d, Duration::from_secs(60));
+    }
+}
