@@ -23,6 +23,35 @@ const LAST: [&str; 10] = [
 ];
 
 /// Loads the demo data unless the demo tenant already exists. Returns whether it loaded.
+/// Customer, reply, customer: a few conversations in the languages customers write in.
+const EXCHANGES: [[&str; 3]; 5] = [
+    [
+        "Hi, my internet has been down since this morning",
+        "Sorry to hear that! Can you restart the router and tell me which lights are on?",
+        "Restarted it, the DSL light keeps blinking",
+    ],
+    [
+        "Hola, quiero cambiar mi plan a fibra 600",
+        "¡Claro! El cambio se hace hoy y sin coste. ¿Confirmo el pedido?",
+        "Sí, confirmo el pedido, gracias",
+    ],
+    [
+        "Bonjour, ma facture de ce mois est trop élevée",
+        "Je regarde votre facture tout de suite.",
+        "Merci, il y a des frais d'itinérance que je ne comprends pas",
+    ],
+    [
+        "Olá, o meu telemóvel não tem rede desde ontem",
+        "Vamos verificar a sua linha. Pode reiniciar o telemóvel?",
+        "Já reiniciei e continua sem rede",
+    ],
+    [
+        "I want to cancel my contract, I'm moving abroad",
+        "We're sorry to see you go. I can help you with the cancellation and the final bill.",
+        "Great, please send the final bill to my email",
+    ],
+];
+
 pub async fn load(owner: &PgPool, conversations: usize) -> anyhow::Result<bool> {
     let mut tx = owner.begin().await?;
     let inserted = sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, 'Demo Telecom'), ($2, 'Other Company') ON CONFLICT DO NOTHING")
@@ -79,29 +108,59 @@ pub async fn load(owner: &PgPool, conversations: usize) -> anyhow::Result<bool> 
     }
     for i in 0..conversations {
         let created = now - Duration::minutes((conversations - i) as i64 * 7 + 60);
-        let activity = created + Duration::minutes((i % 50) as i64);
+        let activity = created + Duration::minutes(20 + (i % 50) as i64);
         let (state, assignee) = match i % 5 {
             0 | 1 => ("active", Some(agents[i % agents.len()].0)),
             2 => ("waiting", None),
             3 => ("waiting", Some(agents[i % agents.len()].0)),
             _ => ("closed", Some(agents[i % agents.len()].0)),
         };
+        let exchange = EXCHANGES[i % EXCHANGES.len()];
+        let conversation = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO conversations (tenant_id, id, customer_id, state, assigned_agent_id, created_at, updated_at, \
-             last_activity_at, closed_at, close_reason, genesys_conversation_id) \
+             last_activity_at, closed_at, close_reason, genesys_conversation_id, last_message_preview) \
              VALUES ($1, $2, $3, $4::conversation_state, $5, $6, $7, $7, CASE WHEN $4 = 'closed' THEN $7 END, \
-             CASE WHEN $4 = 'closed' THEN 'resolved' END, $8)",
+             CASE WHEN $4 = 'closed' THEN 'resolved' END, $8, $9)",
         )
         .bind(TENANT)
-        .bind(Uuid::now_v7())
+        .bind(conversation)
         .bind(customers[i % customers.len()])
         .bind(state)
         .bind(assignee)
         .bind(created)
         .bind(activity)
         .bind(format!("gen-{i:06}"))
+        .bind(exchange[2])
         .execute(&mut *tx)
         .await?;
+        // Customer, agent (or a bot while unassigned), customer; the reply was read.
+        for (n, text) in exchange.iter().enumerate() {
+            let at = activity - Duration::minutes(10 * (2 - n as i64));
+            let (direction, sender, agent, status) = match (n, assignee) {
+                (1, Some(agent)) => ("outbound", "agent", Some(agent), "read"),
+                (1, None) => ("outbound", "system", None, "read"),
+                _ => ("inbound", "customer", None, "delivered"),
+            };
+            sqlx::query(
+                "INSERT INTO messages (tenant_id, id, conversation_id, direction, sender_type, sender_agent_id, \
+                 content_type, body, status, sent_at, delivered_at, read_at, external_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4::message_direction, $5::message_sender, $6, 'text', $7, \
+                 $8::message_status, $9, $9, CASE WHEN $8 = 'read' THEN $9 END, $10, $9, $9)",
+            )
+            .bind(TENANT)
+            .bind(Uuid::now_v7())
+            .bind(conversation)
+            .bind(direction)
+            .bind(sender)
+            .bind(agent)
+            .bind(*text)
+            .bind(status)
+            .bind(at)
+            .bind(format!("wamid.demo.{i}.{n}"))
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     // The other tenant: one agent, one customer, one conversation, invisible to the demo tenant.
     let other_agent = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_b001);

@@ -1,9 +1,12 @@
 //! `api dev`: one command from a fresh machine (with Postgres on localhost) to a running API
 //! with demo data and tokens. Creates the database and roles, migrates, loads the demo tenant,
-//! prints the docs URL and tokens, and serves.
+//! starts a stand-in Outbound Transformer, prints the docs URL and tokens, and serves.
 
 use std::time::Duration;
 
+use poem::listener::TcpAcceptor;
+use poem::web::Json;
+use poem::{Route, Server, handler, post};
 use portal_shared::agents::Role;
 use portal_shared::auth::mint_dev_token;
 use portal_shared::config::Settings;
@@ -17,13 +20,14 @@ pub const DEV_LOGIN_ROLE: &str = "portal_api";
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 
 /// Environment the `dev` command fills in where the caller has not.
-pub fn dev_env(admin_url: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub fn dev_env(admin_url: &str, transformer_url: &str) -> anyhow::Result<Vec<(String, String)>> {
     let app_url = db::with_user(&db::with_database(admin_url, DEV_DATABASE)?, DEV_LOGIN_ROLE)?;
     let defaults = [
         ("PORTAL__ENVIRONMENT", "development".to_string()),
         ("PORTAL__DATABASE__URL", app_url),
         ("PORTAL__AUTH__JWT_SECRET", DEV_JWT_SECRET.to_string()),
         ("PORTAL__TELEMETRY__LOG_FORMAT", "pretty".to_string()),
+        ("PORTAL__TRANSFORMER__URL", transformer_url.to_string()),
     ];
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     for (key, value) in defaults {
@@ -32,6 +36,35 @@ pub fn dev_env(admin_url: &str) -> anyhow::Result<Vec<(String, String)>> {
         }
     }
     Ok(env)
+}
+
+/// A stand-in Outbound Transformer on a free local port that accepts every message, so
+/// messages sent from the docs UI become `sent` without the real service. The dev command
+/// points `transformer.url` at it unless `PORTAL__TRANSFORMER__URL` is set.
+pub async fn start_transformer_stand_in() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let app = Route::new().at("/messages", post(accept_message));
+    tokio::spawn(async move {
+        if let Err(err) = Server::new_with_acceptor(acceptor).run(app).await {
+            tracing::error!(error = %err, "the stand-in transformer stopped");
+        }
+    });
+    Ok(format!("http://{addr}/messages"))
+}
+
+#[handler]
+fn accept_message(
+    headers: &poem::http::HeaderMap,
+    message: Json<serde_json::Value>,
+) -> Json<serde_json::Value> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info!(message_id = key, to = %message.0["to"], "stand-in transformer accepted a message");
+    Json(serde_json::json!({ "external_id": format!("wamid.dev.{key}") }))
 }
 
 pub async fn prepare(

@@ -118,7 +118,9 @@ fn main() -> anyhow::Result<()> {
                 conversations,
                 no_serve,
             } => {
-                let settings = Settings::load_from(None, api::dev::dev_env(&admin_url)?)?;
+                let transformer = api::dev::start_transformer_stand_in().await?;
+                let settings =
+                    Settings::load_from(None, api::dev::dev_env(&admin_url, &transformer)?)?;
                 api::dev::prepare(&admin_url, &settings, conversations).await?;
                 if no_serve {
                     Ok(())
