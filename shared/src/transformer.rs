@@ -67,6 +67,7 @@ pub enum DeliveryError {
 pub struct TransformerClient {
     http: reqwest::Client,
     url: String,
+    timeout: Duration,
 }
 
 /// How much of an error response body is kept in a failure reason.
@@ -82,7 +83,13 @@ impl TransformerClient {
         Ok(Self {
             http,
             url: settings.url.clone(),
+            timeout: Duration::from_millis(settings.timeout_ms),
         })
+    }
+
+    /// The longest one delivery attempt can take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     #[tracing::instrument(skip(self, message), fields(message_id = %message.message_id))]

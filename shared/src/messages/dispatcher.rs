@@ -9,7 +9,7 @@
 //! drops the repeated attempt by its `Idempotency-Key` (our message id) if the first got through.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rand::Rng;
@@ -55,7 +55,7 @@ impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let concurrency = this.settings.concurrency as usize;
-        let lease = Duration::from_millis(this.settings.lease_ms);
+        let lease = this.lease();
         let poll = Duration::from_millis(this.settings.poll_interval_ms);
         let mut in_flight = JoinSet::new();
         tracing::info!(concurrency, "dispatcher started");
@@ -93,8 +93,12 @@ impl Dispatcher {
         while in_flight.join_next().await.is_some() {}
     }
 
+    fn lease(&self) -> Duration {
+        Duration::from_millis(self.settings.lease_ms)
+    }
+
     async fn deliver(self: Arc<Self>, claim: Claim) {
-        if let Err(err) = self.attempt(&claim).await {
+        if let Err(err) = self.attempt(&claim, Instant::now()).await {
             // The row stays claimed until its lease runs out, then another attempt is made.
             tracing::warn!(
                 message_id = %claim.message_id, tenant_id = %claim.tenant_id, error = ?err,
@@ -104,7 +108,7 @@ impl Dispatcher {
     }
 
     #[tracing::instrument(skip(self, claim), fields(message_id = %claim.message_id, tenant_id = %claim.tenant_id, attempt = claim.attempts))]
-    async fn attempt(&self, claim: &Claim) -> Result<()> {
+    async fn attempt(&self, claim: &Claim, claimed_at: Instant) -> Result<()> {
         let mut tx = self.db.begin_for(claim.tenant()).await?;
         let message = repo::find(&mut tx, claim.message(), false).await?;
         // Marked failed (or sent, by an early receipt) meanwhile: nothing left to deliver.
@@ -116,6 +120,14 @@ impl Dispatcher {
             conversations::repo::find(&mut tx, message.conversation_id, false).await?;
         // No transaction stays open while the transformer is called.
         tx.commit().await?;
+        // Only start a request that will end before the lease does; otherwise another
+        // dispatcher could start a second attempt while this one is still waiting.
+        if claimed_at.elapsed() + self.transformer.timeout() >= self.lease() {
+            tracing::warn!(
+                "the database was too slow to attempt delivery within the lease; leaving it to the next claim"
+            );
+            return Ok(());
+        }
 
         let outbound = outbound_message(claim.tenant(), &message, conversation.as_ref());
         let result = self.transformer.deliver(&outbound).await;
