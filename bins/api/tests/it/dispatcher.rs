@@ -72,6 +72,22 @@ async fn transformer() -> MockServer {
     MockServer::start().await
 }
 
+/// A transformer that answers its first request with `first` and accepts every later one.
+async fn transformer_answering_first_with(first: impl Respond + 'static) -> MockServer {
+    let server = transformer().await;
+    Mock::given(method("POST"))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(accept())
+        .mount(&server)
+        .await;
+    server
+}
+
 /// Accepts after `delay`, answering WhatsApp's id as `wamid.<our message id>`.
 fn accept_after(delay: Duration) -> impl Respond {
     move |request: &Request| {
@@ -180,17 +196,10 @@ async fn an_accepted_message_becomes_sent_with_whatsapps_id() {
 
 #[tokio::test]
 async fn a_server_error_is_retried_and_the_message_sent_once() {
-    let server = transformer().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("upstream hiccup"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(accept())
-        .mount(&server)
-        .await;
+    let server = transformer_answering_first_with(
+        ResponseTemplate::new(500).set_body_string("upstream hiccup"),
+    )
+    .await;
     let app = app_delivering_to(&format!("{}/messages", server.uri()), &[]).await;
     let w = World::new(&app).await;
     let conv = conversation(&app, &w).await;
@@ -234,17 +243,7 @@ async fn a_refusal_fails_the_message_with_the_reason_and_is_not_retried() {
 
 #[tokio::test]
 async fn a_timeout_is_retried_under_the_same_idempotency_key() {
-    let server = transformer().await;
-    Mock::given(method("POST"))
-        .respond_with(accept_after(Duration::from_millis(1500)))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(accept())
-        .mount(&server)
-        .await;
+    let server = transformer_answering_first_with(accept_after(Duration::from_millis(1500))).await;
     let app = app_delivering_to(&format!("{}/messages", server.uri()), &[]).await;
     let w = World::new(&app).await;
     let conv = conversation(&app, &w).await;
@@ -351,18 +350,8 @@ async fn two_dispatchers_deliver_each_message_exactly_once() {
 
 #[tokio::test]
 async fn a_dispatcher_killed_mid_flight_is_taken_over_after_its_lease() {
-    let server = transformer().await;
     // The first attempt hangs long enough to kill its dispatcher while it waits.
-    Mock::given(method("POST"))
-        .respond_with(accept_after(Duration::from_millis(1500)))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(accept())
-        .mount(&server)
-        .await;
+    let server = transformer_answering_first_with(accept_after(Duration::from_millis(1500))).await;
     let url = format!("{}/messages", server.uri());
     let slow = [
         ("PORTAL__TRANSFORMER__TIMEOUT_MS", "2000"),
