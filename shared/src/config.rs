@@ -25,6 +25,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub transformer: TransformerSettings,
     pub dispatcher: DispatcherSettings,
+    pub events: EventsSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -111,6 +112,20 @@ pub struct DispatcherSettings {
     pub backoff_max_ms: u64,
 }
 
+/// Publishing event rows to Redis pub/sub for the realtime service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventsSettings {
+    /// Publish this process's events right after their transactions commit.
+    pub publish: bool,
+    /// The Redis pub/sub channel every event goes to.
+    pub channel: String,
+    /// Run a relay in this process: it publishes events still unpublished after `relay_min_age_ms`.
+    pub relay_enabled: bool,
+    pub relay_interval_ms: u64,
+    /// How old an unpublished event must be before the relay takes it from its publisher.
+    pub relay_min_age_ms: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct TelemetrySettings {
     /// `json` (production) or `pretty` (a terminal).
@@ -172,6 +187,13 @@ lease_ms = 30000
 max_attempts = 10
 backoff_initial_ms = 1000
 backoff_max_ms = 60000
+
+[events]
+publish = true
+channel = "portal:events"
+relay_enabled = true
+relay_interval_ms = 1000
+relay_min_age_ms = 2000
 
 [telemetry]
 log_format = "json"
@@ -293,6 +315,12 @@ impl Settings {
                 "dispatcher.lease_ms",
                 "must be greater than transformer.timeout_ms",
             );
+        }
+        if self.events.channel.is_empty() {
+            return bad("events.channel", "must not be empty");
+        }
+        if self.events.relay_interval_ms == 0 {
+            return bad("events.relay_interval_ms", "must be at least 1");
         }
         if dispatcher.max_attempts == 0 {
             return bad("dispatcher.max_attempts", "must be at least 1");

@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::Result;
 use crate::agents::Role;
+use crate::events::{Event, EventSink};
 use crate::ids::{AgentId, TenantId};
 
 /// Who is acting, for which tenant, with which effective role.
@@ -52,11 +53,18 @@ impl TenantCtx {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: PgPool,
+    events: Option<EventSink>,
 }
 
 impl Db {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, events: None }
+    }
+
+    /// Committed transactions hand their events to `sink` for publishing.
+    pub fn with_event_sink(mut self, sink: EventSink) -> Self {
+        self.events = Some(sink);
+        self
     }
 
     /// Opens a transaction scoped to the caller's tenant.
@@ -71,7 +79,12 @@ impl Db {
             .bind(tenant_id.to_string())
             .execute(&mut *tx)
             .await?;
-        Ok(TenantTx { tx, tenant_id })
+        Ok(TenantTx {
+            tx,
+            tenant_id,
+            events: Vec::new(),
+            sink: self.events.clone(),
+        })
     }
 
     /// The raw pool, for the few cross-tenant SECURITY DEFINER functions (the outbox claim).
@@ -114,6 +127,9 @@ pub struct PoolUsage {
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant_id: TenantId,
+    /// Appended in this transaction, published once it commits.
+    events: Vec<Event>,
+    sink: Option<EventSink>,
 }
 
 impl TenantTx {
@@ -126,8 +142,19 @@ impl TenantTx {
         &mut self.tx
     }
 
+    pub(crate) fn appended(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    /// Commits, then hands the transaction's events to the publisher (never before: a
+    /// subscriber must not hear of a change that could still roll back).
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
+        if let Some(sink) = self.sink
+            && !self.events.is_empty()
+        {
+            sink.offer(self.events);
+        }
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ pub mod routes;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::{EndpointExt, Route, Server, get};
@@ -14,9 +15,13 @@ use poem_openapi::OpenApiService;
 use portal_shared::auth::Authenticator;
 use portal_shared::config::Settings;
 use portal_shared::conversations::ConversationService;
+use portal_shared::events::{self, EventPublisher, EventRelay};
 use portal_shared::messages::{Dispatcher, MessageService};
 use portal_shared::tenancy::Db;
+use redis::aio::ConnectionManager;
+use secrecy::ExposeSecret;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::metrics::Metrics;
@@ -60,6 +65,8 @@ pub async fn run(
         }
         tracing::warn!(error = %err, "could not check the database role at start");
     }
+    let stop_events = CancellationToken::new();
+    let (db, redis, event_tasks) = start_event_publishing(db, &settings, &stop_events)?;
     let authenticator = Authenticator::new(&settings.auth, db.clone())?;
     let metrics = Metrics::new(db.clone());
 
@@ -95,6 +102,7 @@ pub async fn run(
         .catch_all_error(http::problem::problem_for_poem_error)
         .around(http::trace::trace)
         .data(db.clone())
+        .data(routes::health::EventsRedis(redis))
         .data(authenticator)
         .data(metrics);
 
@@ -110,10 +118,50 @@ pub async fn run(
     {
         tracing::error!(error = %err, "the dispatcher task failed");
     }
+    // Last, so the events of the dispatcher's final status changes are still published.
+    stop_events.cancel();
+    for task in event_tasks {
+        if let Err(err) = task.await {
+            tracing::error!(error = %err, "an event publishing task failed");
+        }
+    }
     served?;
     db.close().await;
     tracing::info!("api stopped");
     Ok(())
+}
+
+/// Starts the publisher of this process's events and the relay, as configured; returns the
+/// database handle whose transactions feed the publisher, and the Redis connection.
+fn start_event_publishing(
+    db: Db,
+    settings: &Settings,
+    stop: &CancellationToken,
+) -> anyhow::Result<(Db, Option<ConnectionManager>, Vec<JoinHandle<()>>)> {
+    let events = &settings.events;
+    if !events.publish && !events.relay_enabled {
+        return Ok((db, None, Vec::new()));
+    }
+    let redis = events::redis_connection(settings.redis.url.expose_secret())?;
+    let mut tasks = Vec::new();
+    let mut db = db;
+    if events.publish {
+        let (sink, publisher) =
+            EventPublisher::new(db.clone(), redis.clone(), events.channel.clone());
+        db = db.with_event_sink(sink);
+        tasks.push(tokio::spawn(publisher.run(stop.clone())));
+    }
+    if events.relay_enabled {
+        let relay = EventRelay::new(
+            db.clone(),
+            redis.clone(),
+            events.channel.clone(),
+            Duration::from_millis(events.relay_interval_ms),
+            Duration::from_millis(events.relay_min_age_ms),
+        );
+        tasks.push(tokio::spawn(relay.run(stop.clone())));
+    }
+    Ok((db, Some(redis), tasks))
 }
 
 /// Completes on SIGTERM or Ctrl-C.

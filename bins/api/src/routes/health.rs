@@ -6,6 +6,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{IntoResponse, Response, handler};
 use portal_shared::tenancy::Db;
+use redis::aio::ConnectionManager;
 use serde_json::json;
 
 use crate::http::metrics::Metrics;
@@ -16,24 +17,43 @@ pub fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready: Postgres answers within a second.
+/// The Redis connection events are published on, when publishing is on.
+#[derive(Debug, Clone)]
+pub struct EventsRedis(pub Option<ConnectionManager>);
+
+/// Ready: Postgres answers within a second. Redis is reported but does not make the API
+/// unready: while it is down, events wait in Postgres and the relay publishes them later.
 #[handler]
-pub async fn readyz(db: Data<&Db>) -> Response {
-    let postgres = match tokio::time::timeout(Duration::from_secs(1), db.ping()).await {
-        Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(err)) => err.to_string(),
-        Err(_) => "timed out".to_string(),
-    };
+pub async fn readyz(db: Data<&Db>, redis: Data<&EventsRedis>) -> Response {
+    let postgres = check(db.ping()).await;
+    let mut checks = json!({ "postgres": postgres });
+    if let Some(redis) = &redis.0.0 {
+        let mut conn = redis.clone();
+        let ping = async move {
+            redis::cmd("PING")
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| portal_shared::Error::Unavailable(format!("redis: {e}")))
+        };
+        checks["redis"] = json!(check(ping).await);
+    }
     let ready = postgres == "ok";
-    let body = Json(
-        json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": { "postgres": postgres } }),
-    );
+    let body =
+        Json(json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": checks }));
     body.with_status(if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     })
     .into_response()
+}
+
+async fn check(probe: impl Future<Output = portal_shared::Result<()>>) -> String {
+    match tokio::time::timeout(Duration::from_secs(1), probe).await {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => "timed out".to_string(),
+    }
 }
 
 #[handler]

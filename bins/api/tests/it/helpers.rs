@@ -25,6 +25,8 @@ pub struct TestApp {
     /// The schema owner (a superuser here): arranges data behind the API's back.
     pub owner: PgPool,
     pub app_url: String,
+    /// The Redis channel this app publishes its events on (one per test).
+    pub channel: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -51,6 +53,10 @@ impl TestApp {
                 "PORTAL__HTTP__SHUTDOWN_GRACE_SECS".to_string(),
                 "1".to_string(),
             ),
+            (
+                "PORTAL__EVENTS__CHANNEL".to_string(),
+                format!("portal:test:{database}"),
+            ),
             // Tests that deliver messages switch it on with a transformer of their own.
             (
                 "PORTAL__DISPATCHER__ENABLED".to_string(),
@@ -62,6 +68,7 @@ impl TestApp {
         }
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = Settings::load_from(None, env).unwrap();
+        let channel = settings.events.channel.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -78,6 +85,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             owner,
             app_url,
+            channel,
             shutdown: Some(tx),
             server: Some(server),
         }

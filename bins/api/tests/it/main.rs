@@ -10,6 +10,7 @@
 mod auth;
 mod conversations;
 mod dispatcher;
+mod events;
 mod helpers;
 mod messages;
 mod tenancy;

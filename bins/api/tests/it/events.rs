@@ -1,0 +1,210 @@
+//! Events reach Redis only after their transaction commits: published at once by the process
+//! that made them, or by a relay when that process could not (Redis down, a crash).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use portal_shared::events::{self, EventRelay};
+use portal_shared::tenancy::Db;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+fn redis_url() -> String {
+    std::env::var("PORTAL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The events published on `channel` from now on, as JSON.
+async fn subscribe(channel: &str) -> impl futures::Stream<Item = Value> + Unpin {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(channel).await.unwrap();
+    Box::pin(
+        pubsub
+            .into_on_message()
+            .map(|msg| serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap()),
+    )
+}
+
+async fn next(stream: &mut (impl futures::Stream<Item = Value> + Unpin)) -> Value {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("no event published within 10 s")
+        .unwrap()
+}
+
+async fn unpublished(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE published_at IS NULL")
+        .fetch_one(&app.owner)
+        .await
+        .unwrap()
+}
+
+async fn wait_until_all_published(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unpublished(app).await > 0 {
+        assert!(Instant::now() < deadline, "events stayed unpublished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn readiness(app: &TestApp) -> (StatusCode, Value) {
+    let resp = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.json().await.unwrap())
+}
+
+fn relay(app: &TestApp, redis: &str) -> EventRelay {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_lazy(&app.app_url)
+        .unwrap();
+    EventRelay::new(
+        Db::new(pool),
+        events::redis_connection(redis).unwrap(),
+        app.channel.clone(),
+        Duration::from_millis(50),
+        Duration::ZERO,
+    )
+}
+
+#[tokio::test]
+async fn a_change_is_published_right_after_it_commits() {
+    let app = TestApp::spawn_with(&[("PORTAL__EVENTS__RELAY_ENABLED", "false")]).await;
+    let mut stream = subscribe(&app.channel).await;
+    let w = World::new(&app).await;
+    let c = app.customer(w.a, "Paula", "+34600000001").await;
+    let conv = app.conversation(w.a, c, "active", Some(w.agent), 1).await;
+
+    let (status, _) = app
+        .post(
+            &format!("/api/conversations/{conv}/close"),
+            &w.agent_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let event = next(&mut stream).await;
+    let (seq, kind, payload) = app.events(w.a).await.pop().unwrap();
+    assert_eq!(event["type"], kind.as_str());
+    assert_eq!(event["type"], "conversation:updated");
+    assert_eq!(event["tenant_id"], json!(w.a));
+    assert_eq!(event["seq"], seq);
+    assert_eq!(event["payload"], payload);
+    assert_eq!(event["payload"]["conversation"]["state"], "closed");
+    wait_until_all_published(&app).await;
+    assert_eq!(readiness(&app).await.1["checks"]["redis"], "ok");
+
+    // A change that fails writes no event, so nothing is published.
+    let (status, _) = app
+        .post(
+            &format!("/api/conversations/{}/close", Uuid::new_v4()),
+            &w.agent_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), stream.next())
+            .await
+            .is_err(),
+        "nothing else was published"
+    );
+}
+
+#[tokio::test]
+async fn events_made_while_redis_is_down_are_relayed_in_order_afterwards() {
+    // Nothing listens on port 1: this API cannot reach Redis, and has no relay.
+    let app = TestApp::spawn_with(&[
+        ("PORTAL__REDIS__URL", "redis://127.0.0.1:1"),
+        ("PORTAL__EVENTS__RELAY_ENABLED", "false"),
+    ])
+    .await;
+    let mut stream = subscribe(&app.channel).await;
+    let w = World::new(&app).await;
+    let c = app.customer(w.a, "Paula", "+34600000001").await;
+    let conv = app.conversation(w.a, c, "active", Some(w.agent), 1).await;
+    for text in ["one", "two", "three"] {
+        // The API keeps answering while Redis is down.
+        app.send_text(conv, &w.agent_token, text).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        unpublished(&app).await,
+        3,
+        "nothing was lost, nothing published"
+    );
+
+    let relay = relay(&app, &redis_url());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    let mut texts = Vec::new();
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        let event = next(&mut stream).await;
+        assert_eq!(event["type"], "message:new");
+        texts.push(
+            event["payload"]["message"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        seqs.push(event["seq"].as_i64().unwrap());
+    }
+    assert_eq!(texts, ["one", "two", "three"]);
+    assert_eq!(seqs, [1, 2, 3]);
+    wait_until_all_published(&app).await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn two_relays_publish_each_event_once() {
+    let app = TestApp::spawn_with(&[("PORTAL__EVENTS__RELAY_ENABLED", "false")]).await;
+    let tenant = app.tenant().await;
+    sqlx::query(
+        "INSERT INTO events (tenant_id, seq, event_type, payload) \
+         SELECT $1, s, 'conversation:updated', jsonb_build_object('n', s) FROM generate_series(1, 1200) s",
+    )
+    .bind(tenant)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    let mut stream = subscribe(&app.channel).await;
+
+    let (mut first, mut second) = (relay(&app, &redis_url()), relay(&app, &redis_url()));
+    let (a, b) = tokio::join!(
+        async {
+            let mut n = 0;
+            while let Ok(k @ 1..) = first.relay_once().await {
+                n += k;
+            }
+            n
+        },
+        async {
+            let mut n = 0;
+            while let Ok(k @ 1..) = second.relay_once().await {
+                n += k;
+            }
+            n
+        }
+    );
+    assert_eq!(a + b, 1200, "the relays shared the work: {a} + {b}");
+    let mut seen = HashSet::new();
+    for _ in 0..1200 {
+        let event = next(&mut stream).await;
+        assert!(
+            seen.insert(event["seq"].as_i64().unwrap()),
+            "published twice: {event}"
+        );
+    }
+    assert_eq!(unpublished(&app).await, 0);
+}

@@ -1,0 +1,3 @@
+DROP FUNCTION mark_events_published(uuid[], bigint[]);
+DROP FUNCTION claim_unpublished_events(interval, integer);
+DROP POLICY definer_functions ON events;
