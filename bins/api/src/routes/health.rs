@@ -5,6 +5,7 @@ use std::time::Duration;
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{IntoResponse, Response, handler};
+use portal_shared::messages::dispatcher;
 use portal_shared::tenancy::Db;
 use redis::aio::ConnectionManager;
 use serde_json::json;
@@ -38,8 +39,18 @@ pub async fn readyz(db: Data<&Db>, redis: Data<&EventsRedis>) -> Response {
         checks["redis"] = json!(check(ping).await);
     }
     let ready = postgres == "ok";
-    let body =
-        Json(json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": checks }));
+    let mut body =
+        json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": checks });
+    // Informational: a growing backlog means the transformer is down or slow, which the API
+    // itself survives (messages wait in the outbox), so it does not make the API unready.
+    if ready
+        && let Ok(Ok((waiting, oldest))) =
+            tokio::time::timeout(Duration::from_secs(1), dispatcher::backlog(&db)).await
+    {
+        let age = oldest.map_or(0, |t| (chrono::Utc::now() - t).num_seconds().max(0));
+        body["outbox"] = json!({ "waiting": waiting, "oldest_age_secs": age });
+    }
+    let body = Json(body);
     body.with_status(if ready {
         StatusCode::OK
     } else {

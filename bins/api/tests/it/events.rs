@@ -142,6 +142,13 @@ async fn events_made_while_redis_is_down_are_relayed_in_order_afterwards() {
         3,
         "nothing was lost, nothing published"
     );
+    // Readiness shows the outage but the API stays ready: the events wait in Postgres. The
+    // messages wait in the outbox (no dispatcher here), which readiness reports too.
+    let (status, ready) = readiness(&app).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["checks"]["postgres"], "ok");
+    assert_ne!(ready["checks"]["redis"], "ok", "{ready}");
+    assert_eq!(ready["outbox"]["waiting"], 3, "{ready}");
 
     let relay = relay(&app, &redis_url());
     let stop = tokio_util::sync::CancellationToken::new();
