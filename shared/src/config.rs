@@ -124,6 +124,9 @@ pub struct EventsSettings {
     pub relay_interval_ms: u64,
     /// How old an unpublished event must be before the relay takes it from its publisher.
     pub relay_min_age_ms: u64,
+    /// How long published events are kept for replay; the relay deletes older ones. A client
+    /// that reconnects after a longer gap is told to resync.
+    pub retention_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -194,6 +197,7 @@ channel = "portal:events"
 relay_enabled = true
 relay_interval_ms = 1000
 relay_min_age_ms = 2000
+retention_hours = 72
 
 [telemetry]
 log_format = "json"
@@ -318,6 +322,9 @@ impl Settings {
         }
         if self.events.channel.is_empty() {
             return bad("events.channel", "must not be empty");
+        }
+        if self.events.retention_hours == 0 {
+            return bad("events.retention_hours", "must be at least 1");
         }
         if self.events.relay_interval_ms == 0 {
             return bad("events.relay_interval_ms", "must be at least 1");

@@ -158,6 +158,7 @@ fn start_event_publishing(
             events.channel.clone(),
             Duration::from_millis(events.relay_interval_ms),
             Duration::from_millis(events.relay_min_age_ms),
+            Duration::from_secs(events.retention_hours * 3600),
         );
         tasks.push(tokio::spawn(relay.run(stop.clone())));
     }

@@ -83,6 +83,81 @@ pub async fn append(tx: &mut TenantTx, event: EventType, payload: &impl Serializ
     Ok(row.seq)
 }
 
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    tenant_id: uuid::Uuid,
+    seq: i64,
+    event_type: String,
+    payload: serde_json::Value,
+    created_at: DateTime<Utc>,
+}
+
+impl From<EventRow> for Event {
+    fn from(r: EventRow) -> Self {
+        Self {
+            tenant_id: TenantId(r.tenant_id),
+            seq: r.seq,
+            event_type: r.event_type,
+            payload: r.payload,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// What a client that has seen every event up to some `seq` is to be sent next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    /// The events after it, in order; empty when it is up to date. `more` when `limit` cut
+    /// them short: ask again after the last one.
+    Events { events: Vec<Event>, more: bool },
+    /// What it missed is no longer kept (past `events.retention_hours`), or its `seq` is not
+    /// from this history: it must reload its state.
+    Resync,
+}
+
+/// The transaction tenant's events after `after`, for a reconnecting client.
+#[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
+pub async fn replay(tx: &mut TenantTx, after: i64, limit: u32) -> Result<Replay> {
+    let tenant_id = tx.tenant_id().0;
+    let last: i64 = sqlx::query_scalar(
+        "SELECT coalesce((SELECT last_seq FROM tenant_event_counters WHERE tenant_id = $1), 0)",
+    )
+    .bind(tenant_id)
+    .fetch_one(tx.conn())
+    .await?;
+    if after > last || after < 0 {
+        return Ok(Replay::Resync);
+    }
+    if after == last {
+        return Ok(Replay::Events {
+            events: Vec::new(),
+            more: false,
+        });
+    }
+    let rows: Vec<EventRow> = sqlx::query_as(
+        "SELECT tenant_id, seq, event_type, payload, created_at FROM events \
+         WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(tenant_id)
+    .bind(after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(tx.conn())
+    .await?;
+    // Sequence numbers are gapless, so a missing `after + 1` was pruned.
+    if rows.first().map(|r| r.seq) != Some(after + 1) {
+        return Ok(Replay::Resync);
+    }
+    let more = rows.len() > limit as usize;
+    Ok(Replay::Events {
+        events: rows
+            .into_iter()
+            .take(limit as usize)
+            .map(Event::from)
+            .collect(),
+        more,
+    })
+}
+
 /// Publishes events on the channel, in order, in one round trip.
 pub(crate) async fn publish(
     redis: &mut redis::aio::ConnectionManager,

@@ -1,18 +1,19 @@
 //! Publishes events that are still unpublished after a grace period: their publisher crashed
 //! between commit and publish, its sink was full, or Redis was down. Any number of relays may
 //! run; each claims different rows (`FOR UPDATE SKIP LOCKED`) and publishes them in `seq` order
-//! per tenant before marking them, in one transaction.
+//! per tenant before marking them, in one transaction. The relay also deletes published events
+//! older than the retention period.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, mark_published, publish};
-use crate::ids::TenantId;
+use super::{Event, EventRow, mark_published, publish};
 use crate::tenancy::Db;
 use crate::{Error, Result};
 
 const BATCH: i32 = 500;
+const PRUNE_BATCH: i32 = 5000;
 
 #[derive(Debug)]
 pub struct EventRelay {
@@ -21,15 +22,7 @@ pub struct EventRelay {
     channel: String,
     interval: Duration,
     min_age: Duration,
-}
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    tenant_id: uuid::Uuid,
-    seq: i64,
-    event_type: String,
-    payload: serde_json::Value,
-    created_at: chrono::DateTime<chrono::Utc>,
+    retention: Duration,
 }
 
 impl EventRelay {
@@ -39,6 +32,7 @@ impl EventRelay {
         channel: String,
         interval: Duration,
         min_age: Duration,
+        retention: Duration,
     ) -> Self {
         Self {
             db,
@@ -46,6 +40,7 @@ impl EventRelay {
             channel,
             interval,
             min_age,
+            retention,
         }
     }
 
@@ -65,6 +60,11 @@ impl EventRelay {
                     }
                 }
             }
+            match self.prune_once().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "pruned events past retention"),
+                Err(err) => tracing::warn!(error = %err, "pruning events failed"),
+            }
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.interval) => {}
@@ -72,10 +72,20 @@ impl EventRelay {
         }
     }
 
+    /// Deletes one batch of published events older than the retention; returns how many.
+    pub async fn prune_once(&self) -> Result<usize> {
+        let pruned: i32 = sqlx::query_scalar("SELECT prune_events(make_interval(secs => $1), $2)")
+            .bind(self.retention.as_secs_f64())
+            .bind(PRUNE_BATCH)
+            .fetch_one(self.db.pool())
+            .await?;
+        Ok(usize::try_from(pruned).unwrap_or(0))
+    }
+
     /// Publishes one batch; returns how many events it published.
     pub async fn relay_once(&mut self) -> Result<usize> {
         let mut tx = self.db.pool().begin().await?;
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT tenant_id, seq, event_type, payload, created_at \
              FROM claim_unpublished_events(make_interval(secs => $1), $2)",
         )
@@ -87,16 +97,7 @@ impl EventRelay {
             tx.commit().await?;
             return Ok(0);
         }
-        let events: Vec<Event> = rows
-            .into_iter()
-            .map(|r| Event {
-                tenant_id: TenantId(r.tenant_id),
-                seq: r.seq,
-                event_type: r.event_type,
-                payload: r.payload,
-                created_at: r.created_at,
-            })
-            .collect();
+        let events: Vec<Event> = rows.into_iter().map(Event::from).collect();
         tokio::time::timeout(
             Duration::from_secs(3),
             publish(&mut self.redis, &self.channel, &events),

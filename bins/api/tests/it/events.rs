@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use portal_shared::events::{self, EventRelay};
+use portal_shared::auth::Authenticator;
+use portal_shared::config::Settings;
+use portal_shared::events::{self, EventRelay, Replay};
 use portal_shared::tenancy::Db;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -73,6 +75,7 @@ fn relay(app: &TestApp, redis: &str) -> EventRelay {
         app.channel.clone(),
         Duration::from_millis(50),
         Duration::ZERO,
+        Duration::from_secs(3600),
     )
 }
 
@@ -214,4 +217,107 @@ async fn two_relays_publish_each_event_once() {
         );
     }
     assert_eq!(unpublished(&app).await, 0);
+}
+
+#[tokio::test]
+async fn replay_sends_what_a_client_missed_or_tells_it_to_resync() {
+    let app = TestApp::spawn_with(&[("PORTAL__EVENTS__RELAY_ENABLED", "false")]).await;
+    let w = World::new(&app).await;
+    // Ten events; the first four are five days old (past the 72 h retention), all published.
+    sqlx::query(
+        "INSERT INTO events (tenant_id, seq, event_type, payload, created_at, published_at) \
+         SELECT $1, s, 'conversation:updated', jsonb_build_object('n', s), \
+                CASE WHEN s <= 4 THEN now() - interval '5 days' ELSE now() END, now() \
+         FROM generate_series(1, 10) s",
+    )
+    .bind(w.a)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO tenant_event_counters (tenant_id, last_seq) VALUES ($1, 10)")
+        .bind(w.a)
+        .execute(&app.owner)
+        .await
+        .unwrap();
+
+    // The realtime service's path: a token becomes a tenant context, then a tenant transaction.
+    let settings = Settings::load_from(
+        None,
+        [
+            ("PORTAL__AUTH__JWT_SECRET".to_string(), SECRET.to_string()),
+            ("PORTAL__DATABASE__URL".to_string(), app.app_url.clone()),
+        ],
+    )
+    .unwrap();
+    let db = Db::new(portal_shared::db::pool(&settings.database).unwrap());
+    let auth = Authenticator::new(&settings.auth, db.clone()).unwrap();
+    let ctx = auth.authenticate(&w.supervisor_token).await.unwrap();
+    let replay = |after: i64, limit: u32| {
+        let (db, ctx) = (db.clone(), ctx.clone());
+        async move {
+            let mut tx = db.begin(&ctx).await.unwrap();
+            let replay = events::replay(&mut tx, after, limit).await.unwrap();
+            tx.commit().await.unwrap();
+            match replay {
+                Replay::Events { events, more } => {
+                    Some((events.iter().map(|e| e.seq).collect::<Vec<_>>(), more))
+                }
+                Replay::Resync => None,
+            }
+        }
+    };
+    assert_eq!(replay(6, 2).await, Some((vec![7, 8], true)));
+    assert_eq!(replay(8, 10).await, Some((vec![9, 10], false)));
+    assert_eq!(replay(10, 10).await, Some((vec![], false)), "up to date");
+    assert_eq!(replay(11, 10).await, None, "a seq from another history");
+    assert_eq!(
+        replay(2, 10).await,
+        Some((vec![3, 4, 5, 6, 7, 8, 9, 10], false))
+    );
+
+    // Pruning removes the published events past retention, and only those.
+    sqlx::query(
+        "INSERT INTO events (tenant_id, seq, event_type, payload, created_at) \
+         VALUES ($1, 11, 'conversation:updated', '{}', now() - interval '5 days')",
+    )
+    .bind(w.a)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE tenant_event_counters SET last_seq = 11 WHERE tenant_id = $1")
+        .bind(w.a)
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    let relay = EventRelay::new(
+        db.clone(),
+        events::redis_connection(&redis_url()).unwrap(),
+        app.channel.clone(),
+        Duration::from_millis(50),
+        Duration::ZERO,
+        Duration::from_secs(72 * 3600),
+    );
+    assert_eq!(relay.prune_once().await.unwrap(), 4);
+    assert_eq!(
+        relay.prune_once().await.unwrap(),
+        0,
+        "the unpublished one stays"
+    );
+    assert_eq!(
+        replay(2, 10).await,
+        None,
+        "what it missed was pruned: resync"
+    );
+    assert_eq!(replay(4, 10).await, Some(((5..=11).collect(), false)));
+
+    // Another tenant's client sees none of it.
+    let other = auth.authenticate(&w.b_token).await.unwrap();
+    let mut tx = db.begin(&other).await.unwrap();
+    assert_eq!(
+        events::replay(&mut tx, 0, 10).await.unwrap(),
+        Replay::Events {
+            events: vec![],
+            more: false
+        }
+    );
 }
