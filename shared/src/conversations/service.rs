@@ -175,7 +175,7 @@ impl ConversationService {
             )
             .await?;
         }
-        finish(tx, id, EventType::ConversationUpdated).await
+        finish(tx, &current, EventType::ConversationUpdated).await
     }
 
     /// Hands the conversation to another active agent of the tenant, with an optional note.
@@ -213,7 +213,7 @@ impl ConversationService {
             note.as_deref(),
         )
         .await?;
-        finish(tx, id, EventType::ConversationUpdated).await
+        finish(tx, &current, EventType::ConversationUpdated).await
     }
 
     /// Closes the conversation; closing a closed one changes nothing and succeeds.
@@ -233,7 +233,7 @@ impl ConversationService {
         }
         require_acting_assignee(ctx, &current)?;
         repo::close(&mut tx, id, reason.as_deref()).await?;
-        finish(tx, id, EventType::ConversationUpdated).await
+        finish(tx, &current, EventType::ConversationUpdated).await
     }
 
     async fn check_may_assign(
@@ -359,17 +359,24 @@ fn validate_filter(filter: &ConversationFilter) -> Result<Option<SearchTerm>> {
     }
 }
 
-/// Reads the changed conversation back, records its event, and commits.
-async fn finish(mut tx: TenantTx, id: ConversationId, event: EventType) -> Result<Conversation> {
+/// Reads the changed conversation back, records its event, and commits. The event carries
+/// the assignee and state from before the change too, so the realtime service can tell the
+/// agent who lost the conversation, and the queue it left.
+async fn finish(mut tx: TenantTx, before: &Conversation, event: EventType) -> Result<Conversation> {
+    let id = before.id;
     let conversation = repo::find(&mut tx, id, false).await?.ok_or_else(|| {
         Error::internal(anyhow::anyhow!(
             "conversation {id} vanished inside its transaction"
         ))
     })?;
+    let previous = serde_json::json!({
+        "assignee_id": before.assignee.as_ref().map(|a| a.id),
+        "state": before.state,
+    });
     events::append(
         &mut tx,
         event,
-        &serde_json::json!({ "conversation": conversation }),
+        &serde_json::json!({ "conversation": conversation, "previous": previous }),
     )
     .await?;
     tx.commit().await?;

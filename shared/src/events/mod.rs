@@ -8,6 +8,7 @@
 
 pub mod publisher;
 pub mod relay;
+pub mod rooms;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use crate::{Error, Result};
 
 pub use publisher::{EventPublisher, EventSink};
 pub use relay::EventRelay;
+pub use rooms::{Room, rooms_for};
 
 /// An event as it is published: the row of the `events` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -365,6 +365,12 @@ async fn state_transitions_are_enforced_and_each_change_writes_one_event() {
     );
     assert!(events.iter().all(|e| e.1 == "conversation:updated"));
     assert_eq!(events[4].2["conversation"]["state"], "closed");
+    // Each event also says where the conversation came from (the realtime service tells the
+    // queue and the agent that lost it): the first take was from the unassigned queue.
+    assert_eq!(
+        events[0].2["previous"],
+        json!({"assignee_id": null, "state": "waiting"})
+    );
     assert!(app.events(w.b).await.is_empty());
 }
 
