@@ -26,6 +26,7 @@ pub struct Settings {
     pub transformer: TransformerSettings,
     pub dispatcher: DispatcherSettings,
     pub events: EventsSettings,
+    pub presence: PresenceSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -129,6 +130,13 @@ pub struct EventsSettings {
     pub retention_hours: u64,
 }
 
+/// Which agents are connected to the realtime service (kept in Redis).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PresenceSettings {
+    /// A connection counts as online this long after its last refresh.
+    pub ttl_secs: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct TelemetrySettings {
     /// `json` (production) or `pretty` (a terminal).
@@ -198,6 +206,9 @@ relay_enabled = true
 relay_interval_ms = 1000
 relay_min_age_ms = 2000
 retention_hours = 72
+
+[presence]
+ttl_secs = 60
 
 [telemetry]
 log_format = "json"
@@ -322,6 +333,9 @@ impl Settings {
         }
         if self.events.channel.is_empty() {
             return bad("events.channel", "must not be empty");
+        }
+        if self.presence.ttl_secs == 0 {
+            return bad("presence.ttl_secs", "must be at least 1");
         }
         if self.events.retention_hours == 0 {
             return bad("events.retention_hours", "must be at least 1");

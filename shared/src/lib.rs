@@ -15,6 +15,7 @@ pub mod events;
 pub mod ids;
 pub mod messages;
 pub mod pagination;
+pub mod presence;
 pub mod telemetry;
 pub mod tenancy;
 pub mod transformer;

@@ -17,6 +17,7 @@ use portal_shared::config::Settings;
 use portal_shared::conversations::ConversationService;
 use portal_shared::events::{self, EventPublisher, EventRelay};
 use portal_shared::messages::{Dispatcher, MessageService};
+use portal_shared::presence::Presence;
 use portal_shared::tenancy::Db;
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
@@ -33,14 +34,17 @@ pub const DEFAULT_PORT: u16 = 8080;
 
 type Apis = (ConversationsApi, MessagesApi, AgentsApi);
 
-fn api_service(db: &Db, messages: MessageService) -> OpenApiService<Apis, ()> {
+fn api_service(db: &Db, messages: MessageService, presence: Presence) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             ConversationsApi {
                 service: ConversationService::new(db.clone()),
             },
             MessagesApi { service: messages },
-            AgentsApi { db: db.clone() },
+            AgentsApi {
+                db: db.clone(),
+                presence,
+            },
         ),
         "Agent Portal API",
         env!("CARGO_PKG_VERSION"),
@@ -66,7 +70,12 @@ pub async fn run(
         tracing::warn!(error = %err, "could not check the database role at start");
     }
     let stop_events = CancellationToken::new();
-    let (db, redis, event_tasks) = start_event_publishing(db, &settings, &stop_events)?;
+    let redis = events::redis_connection(settings.redis.url.expose_secret())?;
+    let (db, event_tasks) = start_event_publishing(db, redis.clone(), &settings, &stop_events);
+    let presence = Presence::new(
+        redis.clone(),
+        Duration::from_secs(settings.presence.ttl_secs),
+    );
     let authenticator = Authenticator::new(&settings.auth, db.clone())?;
     let metrics = Metrics::new(db.clone());
 
@@ -87,7 +96,7 @@ pub async fn run(
     };
 
     let max_body_bytes = settings.http.max_body_bytes;
-    let api = api_service(&db, MessageService::new(db.clone(), queued));
+    let api = api_service(&db, MessageService::new(db.clone(), queued), presence);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let app = Route::new()
@@ -102,7 +111,7 @@ pub async fn run(
         .catch_all_error(http::problem::problem_for_poem_error)
         .around(http::trace::trace)
         .data(db.clone())
-        .data(routes::health::EventsRedis(redis))
+        .data(routes::health::Redis(redis))
         .data(authenticator)
         .data(metrics);
 
@@ -132,17 +141,14 @@ pub async fn run(
 }
 
 /// Starts the publisher of this process's events and the relay, as configured; returns the
-/// database handle whose transactions feed the publisher, and the Redis connection.
+/// database handle whose transactions feed the publisher.
 fn start_event_publishing(
     db: Db,
+    redis: ConnectionManager,
     settings: &Settings,
     stop: &CancellationToken,
-) -> anyhow::Result<(Db, Option<ConnectionManager>, Vec<JoinHandle<()>>)> {
+) -> (Db, Vec<JoinHandle<()>>) {
     let events = &settings.events;
-    if !events.publish && !events.relay_enabled {
-        return Ok((db, None, Vec::new()));
-    }
-    let redis = events::redis_connection(settings.redis.url.expose_secret())?;
     let mut tasks = Vec::new();
     let mut db = db;
     if events.publish {
@@ -162,7 +168,7 @@ fn start_event_publishing(
         );
         tasks.push(tokio::spawn(relay.run(stop.clone())));
     }
-    Ok((db, Some(redis), tasks))
+    (db, tasks)
 }
 
 /// Completes on SIGTERM or Ctrl-C.

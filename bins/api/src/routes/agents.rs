@@ -1,11 +1,14 @@
 //! `/api/agents`: the tenant's agents, for the transfer picker.
 
+use std::time::Duration;
+
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use portal_shared::agents::{self, Agent, AgentFilter};
 use portal_shared::ids::AgentId;
 use portal_shared::pagination::{PageRequest, decode_cursor, encode_cursor};
+use portal_shared::presence::Presence;
 use portal_shared::tenancy::Db;
 
 use super::ApiTags;
@@ -15,11 +18,21 @@ use crate::http::problem::ApiResult;
 #[derive(Debug, Clone)]
 pub struct AgentsApi {
     pub db: Db,
+    pub presence: Presence,
+}
+
+/// An agent, and whether it is connected to the portal now.
+#[derive(Debug, Object)]
+pub struct AgentListItem {
+    #[oai(flatten)]
+    pub agent: Agent,
+    /// Connected to the realtime service on any pod; `null` when that is unknown (Redis down).
+    pub online: Option<bool>,
 }
 
 #[derive(Debug, Object)]
 pub struct AgentPage {
-    pub items: Vec<Agent>,
+    pub items: Vec<AgentListItem>,
     #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
 }
@@ -28,7 +41,8 @@ pub struct AgentPage {
 impl AgentsApi {
     /// List agents
     ///
-    /// The caller's tenant's agents by name; active ones only unless `include_inactive`.
+    /// The caller's tenant's agents by name, each with its `online` flag; active ones only
+    /// unless `include_inactive`.
     #[oai(path = "/", method = "get", operation_id = "listAgents")]
     async fn list(
         &self,
@@ -50,8 +64,24 @@ impl AgentsApi {
         let mut tx = self.db.begin(&ctx).await?;
         let result = agents::list(&mut tx, &filter, &page).await?;
         tx.commit().await?;
+        let ids: Vec<AgentId> = result.items.iter().map(|a| a.id).collect();
+        // The list is still useful without presence: a slow or absent Redis leaves it unknown.
+        let online = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.presence.online(ctx.tenant_id(), &ids),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok);
         Ok(Json(AgentPage {
-            items: result.items,
+            items: result
+                .items
+                .into_iter()
+                .map(|agent| AgentListItem {
+                    online: online.as_ref().map(|set| set.contains(&agent.id)),
+                    agent,
+                })
+                .collect(),
             next_cursor: result.next.as_ref().map(encode_cursor),
         }))
     }

@@ -18,26 +18,25 @@ pub fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The Redis connection events are published on, when publishing is on.
+/// The Redis connection (events, presence), for readiness.
 #[derive(Debug, Clone)]
-pub struct EventsRedis(pub Option<ConnectionManager>);
+pub struct Redis(pub ConnectionManager);
 
 /// Ready: Postgres answers within a second. Redis is reported but does not make the API
-/// unready: while it is down, events wait in Postgres and the relay publishes them later.
+/// unready: while it is down, events wait in Postgres and the relay publishes them later,
+/// and agents' online flags are unknown.
 #[handler]
-pub async fn readyz(db: Data<&Db>, redis: Data<&EventsRedis>) -> Response {
+pub async fn readyz(db: Data<&Db>, redis: Data<&Redis>) -> Response {
     let postgres = check(db.ping()).await;
     let mut checks = json!({ "postgres": postgres });
-    if let Some(redis) = &redis.0.0 {
-        let mut conn = redis.clone();
-        let ping = async move {
-            redis::cmd("PING")
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(|e| portal_shared::Error::Unavailable(format!("redis: {e}")))
-        };
-        checks["redis"] = json!(check(ping).await);
-    }
+    let mut conn = redis.0.0.clone();
+    let ping = async move {
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| portal_shared::Error::Unavailable(format!("redis: {e}")))
+    };
+    checks["redis"] = json!(check(ping).await);
     let ready = postgres == "ok";
     let mut body =
         json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": checks });

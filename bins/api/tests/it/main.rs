@@ -13,4 +13,5 @@ mod dispatcher;
 mod events;
 mod helpers;
 mod messages;
+mod presence;
 mod tenancy;
