@@ -16,7 +16,7 @@ use portal_shared::auth::Authenticator;
 use portal_shared::config::Settings;
 use portal_shared::conversations::ConversationService;
 use portal_shared::events::{self, EventPublisher, EventRelay};
-use portal_shared::messages::{Dispatcher, MessageService};
+use portal_shared::messages::{DeliveryMetrics, Dispatcher, MessageService};
 use portal_shared::presence::Presence;
 use portal_shared::tenancy::Db;
 use redis::aio::ConnectionManager;
@@ -77,7 +77,8 @@ pub async fn run(
         Duration::from_secs(settings.presence.ttl_secs),
     );
     let authenticator = Authenticator::new(&settings.auth, db.clone())?;
-    let metrics = Metrics::new(db.clone());
+    let deliveries = DeliveryMetrics::default();
+    let metrics = Metrics::new(db.clone(), &deliveries);
 
     // The dispatcher runs beside the API (see the README's send lifecycle); the service wakes
     // it when a message is queued.
@@ -89,6 +90,7 @@ pub async fn run(
             &settings.transformer,
             settings.dispatcher.clone(),
             queued.clone(),
+            deliveries,
         )?;
         Some(tokio::spawn(dispatcher.run(stop_dispatcher.clone())))
     } else {

@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -33,6 +37,34 @@ pub struct Dispatcher {
     transformer: TransformerClient,
     settings: DispatcherSettings,
     queued: Arc<Notify>,
+    metrics: DeliveryMetrics,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// Delivery attempts by outcome, for the process's `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryMetrics {
+    attempts: Family<OutcomeLabels, Counter>,
+}
+
+impl DeliveryMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "message_delivery_attempts",
+            "Attempts to hand a message to the Outbound Transformer, by outcome: sent, rejected (4xx, failed), retry (5xx, timeout, unreachable), gave_up (failed after max_attempts)",
+            self.attempts.clone(),
+        );
+    }
+
+    fn record(&self, outcome: &'static str) {
+        self.attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
 }
 
 impl Dispatcher {
@@ -42,12 +74,14 @@ impl Dispatcher {
         transformer: &TransformerSettings,
         settings: DispatcherSettings,
         queued: Arc<Notify>,
+        metrics: DeliveryMetrics,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             db,
             transformer: TransformerClient::new(transformer)?,
             settings,
             queued,
+            metrics,
         })
     }
 
@@ -141,9 +175,11 @@ impl Dispatcher {
                     ..StatusChange::to(MessageStatus::Sent)
                 };
                 set_status(&mut tx, &message, change).await?;
+                self.metrics.record("sent");
                 tracing::info!("message sent");
             }
             Err(DeliveryError::Rejected(reason)) => {
+                self.metrics.record("rejected");
                 if repo::release(&mut tx, claim).await? {
                     tracing::warn!(%reason, "message rejected by the transformer");
                     set_status(&mut tx, &message, failed(reason)).await?;
@@ -154,12 +190,14 @@ impl Dispatcher {
                 retry_after,
             }) => {
                 if claim.attempts >= self.settings.max_attempts as i32 {
+                    self.metrics.record("gave_up");
                     if repo::release(&mut tx, claim).await? {
                         let reason = format!("gave up after {} attempts: {reason}", claim.attempts);
                         tracing::warn!(%reason, "message failed");
                         set_status(&mut tx, &message, failed(reason)).await?;
                     }
                 } else {
+                    self.metrics.record("retry");
                     let delay = backoff(&self.settings, claim.attempts, retry_after);
                     tracing::info!(%reason, retry_in_ms = delay.as_millis() as u64, "delivery will be retried");
                     let at =

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::conversations::{ConversationState, CustomerSummary};
 use crate::ids::{AgentId, ConversationId, MessageId};
 
-pub use dispatcher::Dispatcher;
+pub use dispatcher::{DeliveryMetrics, Dispatcher};
 pub use service::{MessageService, SendOutcome, StatusChange};
 
 /// WhatsApp's limit on a text message.

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
-use portal_shared::messages::dispatcher;
+use portal_shared::messages::{DeliveryMetrics, dispatcher};
 use portal_shared::tenancy::Db;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -57,8 +57,9 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, deliveries: &DeliveryMetrics) -> Self {
         let mut registry = Registry::with_prefix("portal_api");
+        deliveries.register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,

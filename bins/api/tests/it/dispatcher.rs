@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portal_shared::config::Settings;
-use portal_shared::messages::Dispatcher;
+use portal_shared::messages::{DeliveryMetrics, Dispatcher};
 use portal_shared::tenancy::Db;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -62,6 +62,7 @@ fn start_dispatcher(
         &settings.transformer,
         settings.dispatcher.clone(),
         Arc::new(Notify::new()),
+        DeliveryMetrics::default(),
     )
     .unwrap();
     let stop = CancellationToken::new();
@@ -145,6 +146,17 @@ async fn status_events(app: &TestApp, tenant: Uuid, message: Uuid) -> Vec<String
         .collect()
 }
 
+async fn metrics(app: &TestApp) -> String {
+    app.client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn conversation(app: &TestApp, w: &World) -> Uuid {
     let c = app.customer(w.a, "Paula", "+34600000001").await;
     app.conversation(w.a, c, "active", Some(w.agent), 1).await
@@ -192,6 +204,11 @@ async fn an_accepted_message_becomes_sent_with_whatsapps_id() {
         .get(&format!("/api/messages/{id}"), &w.agent_token)
         .await;
     assert_eq!(message["status"], "sent");
+    let text = metrics(&app).await;
+    assert!(
+        text.contains("portal_api_message_delivery_attempts_total{outcome=\"sent\"} 1"),
+        "the attempt is counted: {text}"
+    );
 }
 
 #[tokio::test]
@@ -239,6 +256,11 @@ async fn a_refusal_fails_the_message_with_the_reason_and_is_not_retried() {
     assert_eq!(keys(&server).await.len(), 1, "a 4xx is not retried");
     assert_eq!(app.outbox_len().await, 0);
     assert_eq!(status_events(&app, w.a, id).await, ["failed"]);
+    assert!(
+        metrics(&app)
+            .await
+            .contains("portal_api_message_delivery_attempts_total{outcome=\"rejected\"} 1")
+    );
 }
 
 #[tokio::test]
