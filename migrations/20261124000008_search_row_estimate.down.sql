@@ -1,0 +1,1 @@
+ALTER FUNCTION search_messages(text, uuid) ROWS 1000;
