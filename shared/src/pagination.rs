@@ -65,11 +65,16 @@ pub fn encode_cursor<K: Serialize>(key: &K) -> String {
 
 /// Reads a cursor made by [`encode_cursor`]; anything else is a validation error on `cursor`.
 pub fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> Result<K> {
+    decode_cursor_param("cursor", cursor)
+}
+
+/// As [`decode_cursor`], for a cursor passed under another parameter name (`before`, `after`).
+pub fn decode_cursor_param<K: DeserializeOwned>(param: &str, cursor: &str) -> Result<K> {
     URL_SAFE_NO_PAD
         .decode(cursor.as_bytes())
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| Error::invalid("cursor", "is not a cursor returned by this endpoint"))
+        .ok_or_else(|| Error::invalid(param, "is not a cursor returned by this endpoint"))
 }
 
 #[cfg(test)]

@@ -160,6 +160,9 @@ pub async fn replay(tx: &mut TenantTx, after: i64, limit: u32) -> Result<Replay>
     })
 }
 
+/// How long a publish may take before Redis counts as down (the relay catches up later).
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Publishes events on the channel, in order, in one round trip.
 pub(crate) async fn publish(
     redis: &mut redis::aio::ConnectionManager,
@@ -171,8 +174,9 @@ pub(crate) async fn publish(
         let json = serde_json::to_string(event).map_err(Error::internal)?;
         pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
     }
-    pipe.query_async::<()>(redis)
+    tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(redis))
         .await
+        .map_err(|_| Error::Unavailable("redis: publishing timed out".into()))?
         .map_err(|e| Error::Unavailable(format!("redis: {e}")))
 }
 

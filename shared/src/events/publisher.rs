@@ -5,8 +5,6 @@
 //! marks them published. When Redis is down, or the sink is full, events are simply left
 //! unpublished for the [`super::EventRelay`]: the request that made them never waits on Redis.
 
-use std::time::Duration;
-
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -79,27 +77,16 @@ impl EventPublisher {
     }
 
     async fn publish_batch(&mut self, batch: &mut Vec<Event>) {
-        let result = tokio::time::timeout(
-            Duration::from_secs(3),
-            publish(&mut self.redis, &self.channel, batch),
-        )
-        .await;
-        match result {
-            Ok(Ok(())) => {
+        match publish(&mut self.redis, &self.channel, batch).await {
+            Ok(()) => {
                 if let Err(err) = mark_published(self.db.pool(), batch).await {
                     // Published but not marked: the relay publishes them again; subscribers
                     // drop the duplicates by seq.
                     tracing::warn!(error = %err, "could not mark events published");
                 }
             }
-            Ok(Err(err)) => {
+            Err(err) => {
                 tracing::warn!(error = %err, events = batch.len(), "could not publish events; the relay will")
-            }
-            Err(_) => {
-                tracing::warn!(
-                    events = batch.len(),
-                    "publishing events timed out; the relay will"
-                )
             }
         }
         batch.clear();

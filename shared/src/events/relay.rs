@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Event, EventRow, mark_published, publish};
+use crate::Result;
 use crate::tenancy::Db;
-use crate::{Error, Result};
 
 const BATCH: i32 = 500;
 const PRUNE_BATCH: i32 = 5000;
@@ -98,12 +98,7 @@ impl EventRelay {
             return Ok(0);
         }
         let events: Vec<Event> = rows.into_iter().map(Event::from).collect();
-        tokio::time::timeout(
-            Duration::from_secs(3),
-            publish(&mut self.redis, &self.channel, &events),
-        )
-        .await
-        .map_err(|_| Error::Unavailable("redis: publishing timed out".into()))??;
+        publish(&mut self.redis, &self.channel, &events).await?;
         mark_published(&mut *tx, &events).await?;
         tx.commit().await?;
         Ok(events.len())

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::repo::{self, Claim};
-use super::service::{StatusChange, apply_status};
+use super::service::{MAX_FAILURE_REASON_CHARS, StatusChange, apply_status};
 use super::{Message, MessageStatus};
 use crate::config::{DispatcherSettings, TransformerSettings};
 use crate::conversations::{self, Conversation};
@@ -210,9 +210,20 @@ impl Dispatcher {
     }
 }
 
-/// Messages waiting for delivery in every tenant, and the creation time of the oldest.
-pub async fn backlog(db: &Db) -> Result<(i64, Option<chrono::DateTime<Utc>>)> {
-    repo::backlog(db.pool()).await
+/// Messages waiting for delivery, across every tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct Backlog {
+    pub waiting: i64,
+    /// How long the oldest has waited; 0 when none waits.
+    pub oldest_age_secs: i64,
+}
+
+pub async fn backlog(db: &Db) -> Result<Backlog> {
+    let (waiting, oldest) = repo::backlog(db.pool()).await?;
+    Ok(Backlog {
+        waiting,
+        oldest_age_secs: oldest.map_or(0, |t| (Utc::now() - t).num_seconds().max(0)),
+    })
 }
 
 async fn set_status(tx: &mut TenantTx, message: &Message, change: StatusChange) -> Result<()> {
@@ -224,7 +235,7 @@ async fn set_status(tx: &mut TenantTx, message: &Message, change: StatusChange) 
 
 fn failed(reason: String) -> StatusChange {
     StatusChange {
-        failure_reason: Some(reason.chars().take(1000).collect()),
+        failure_reason: Some(reason.chars().take(MAX_FAILURE_REASON_CHARS).collect()),
         ..StatusChange::to(MessageStatus::Failed)
     }
 }

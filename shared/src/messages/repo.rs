@@ -213,7 +213,8 @@ pub(super) async fn history(
         .take(limit as usize)
         .map(Into::into)
         .collect();
-    if order == "ASC" {
+    // Read oldest-first from the anchor; pages are always newest first.
+    if matches!(anchor, HistoryAnchor::After(_)) {
         items.reverse();
     }
     Ok((items, more))

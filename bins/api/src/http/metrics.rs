@@ -127,10 +127,9 @@ impl Metrics {
     /// The text exposition, with pool and outbox gauges read at scrape time.
     pub async fn render(&self) -> String {
         match dispatcher::backlog(&self.inner.db).await {
-            Ok((waiting, oldest)) => {
-                self.inner.outbox_waiting.set(waiting);
-                let age = oldest.map_or(0, |t| (chrono::Utc::now() - t).num_seconds().max(0));
-                self.inner.outbox_oldest_age.set(age);
+            Ok(backlog) => {
+                self.inner.outbox_waiting.set(backlog.waiting);
+                self.inner.outbox_oldest_age.set(backlog.oldest_age_secs);
             }
             // Stale gauges are better than none; /readyz reports the database.
             Err(err) => tracing::debug!(error = %err, "could not read the outbox backlog"),

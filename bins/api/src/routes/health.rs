@@ -43,11 +43,11 @@ pub async fn readyz(db: Data<&Db>, redis: Data<&Redis>) -> Response {
     // Informational: a growing backlog means the transformer is down or slow, which the API
     // itself survives (messages wait in the outbox), so it does not make the API unready.
     if ready
-        && let Ok(Ok((waiting, oldest))) =
+        && let Ok(Ok(backlog)) =
             tokio::time::timeout(Duration::from_secs(1), dispatcher::backlog(&db)).await
     {
-        let age = oldest.map_or(0, |t| (chrono::Utc::now() - t).num_seconds().max(0));
-        body["outbox"] = json!({ "waiting": waiting, "oldest_age_secs": age });
+        body["outbox"] =
+            json!({ "waiting": backlog.waiting, "oldest_age_secs": backlog.oldest_age_secs });
     }
     let body = Json(body);
     body.with_status(if ready {

@@ -8,7 +8,7 @@ use portal_shared::messages::{
     HistoryAnchor, HistoryCursor, Message, MessageService, MessageStatus, OutgoingContent,
     SearchCursor, SearchHit, StatusChange, TemplateContent,
 };
-use portal_shared::pagination::{PageRequest, decode_cursor, encode_cursor};
+use portal_shared::pagination::{PageRequest, decode_cursor, decode_cursor_param, encode_cursor};
 use portal_shared::{Error, FieldError};
 use uuid::Uuid;
 
@@ -113,15 +113,13 @@ impl MessagesApi {
         let before: Option<HistoryCursor> = before
             .0
             .as_deref()
-            .map(decode_cursor)
-            .transpose()
-            .map_err(|_| Error::invalid("before", "is not a cursor returned by this endpoint"))?;
+            .map(|c| decode_cursor_param("before", c))
+            .transpose()?;
         let after: Option<HistoryCursor> = after
             .0
             .as_deref()
-            .map(decode_cursor)
-            .transpose()
-            .map_err(|_| Error::invalid("after", "is not a cursor returned by this endpoint"))?;
+            .map(|c| decode_cursor_param("after", c))
+            .transpose()?;
         let anchor = match (before, after) {
             (Some(_), Some(_)) => {
                 return Err(Error::Validation(vec![
