@@ -27,6 +27,7 @@ pub struct Settings {
     pub dispatcher: DispatcherSettings,
     pub events: EventsSettings,
     pub presence: PresenceSettings,
+    pub realtime: RealtimeSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -137,6 +138,26 @@ pub struct PresenceSettings {
     pub ttl_secs: u64,
 }
 
+/// The Socket.IO service for agents' browsers (`bins/realtime`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RealtimeSettings {
+    /// Off: the service refuses every connection with `realtime is disabled` and reports
+    /// itself disabled; the API is unaffected (browsers fall back to polling it).
+    pub enabled: bool,
+    /// A reconnecting client that missed more events than this is told to resync instead.
+    pub replay_max_events: u32,
+    /// How long an event that arrived ahead of a missing one waits for it before the missing
+    /// one is read from Postgres (its publisher may have died; the relay is slower).
+    pub gap_wait_ms: u64,
+    /// Packets queued for one socket; a socket that falls this far behind is disconnected
+    /// and catches up by replay when it reconnects.
+    pub max_buffered_packets: usize,
+    /// Engine.IO heartbeat: a ping every `ping_interval_ms`, and a client that has not
+    /// answered within `ping_timeout_ms` is gone.
+    pub ping_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct TelemetrySettings {
     /// `json` (production) or `pretty` (a terminal).
@@ -209,6 +230,14 @@ retention_hours = 72
 
 [presence]
 ttl_secs = 60
+
+[realtime]
+enabled = true
+replay_max_events = 5000
+gap_wait_ms = 250
+max_buffered_packets = 1024
+ping_interval_ms = 25000
+ping_timeout_ms = 20000
 
 [telemetry]
 log_format = "json"
@@ -315,6 +344,16 @@ impl Settings {
         }
         if transformer.timeout_ms == 0 {
             return bad("transformer.timeout_ms", "must be at least 1");
+        }
+        let realtime = &self.realtime;
+        if realtime.max_buffered_packets == 0 {
+            return bad("realtime.max_buffered_packets", "must be at least 1");
+        }
+        if realtime.ping_interval_ms == 0 || realtime.ping_timeout_ms == 0 {
+            return bad(
+                "realtime.ping_interval_ms",
+                "ping_interval_ms and ping_timeout_ms must be at least 1",
+            );
         }
         let dispatcher = &self.dispatcher;
         if dispatcher.concurrency == 0 {

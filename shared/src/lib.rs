@@ -16,6 +16,7 @@ pub mod ids;
 pub mod messages;
 pub mod pagination;
 pub mod presence;
+pub mod signal;
 pub mod telemetry;
 pub mod tenancy;
 pub mod transformer;

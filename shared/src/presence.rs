@@ -37,41 +37,71 @@ impl Presence {
         Self { redis, ttl }
     }
 
-    /// Records a connection, or refreshes it; call again before `ttl` runs out.
+    /// Records a connection; true when it brought the agent online (no other live connection).
     pub async fn connected(
         &self,
         tenant: TenantId,
         agent: AgentId,
         connection: &str,
-    ) -> Result<()> {
-        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+    ) -> Result<bool> {
         let key = key(tenant, agent);
-        redis::pipe()
+        let now = now_ms();
+        let (live_before,): (i64,) = redis::pipe()
             .atomic()
             // Expired members of connections that died with their pod.
-            .zrembyscore(&key, "-inf", now_ms())
+            .zrembyscore(&key, "-inf", now)
             .ignore()
-            .zadd(&key, connection, now_ms() + ttl_ms)
+            .zcount(&key, now, "+inf")
+            .zadd(&key, connection, now + self.ttl_ms())
             .ignore()
-            .pexpire(&key, ttl_ms)
+            .pexpire(&key, self.ttl_ms())
             .ignore()
-            .query_async::<()>(&mut self.redis.clone())
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(live_before == 0)
+    }
+
+    /// Extends the given connections' expiry, in one round trip; call well within `ttl`.
+    pub async fn refresh(&self, connections: &[(TenantId, AgentId, String)]) -> Result<()> {
+        if connections.is_empty() {
+            return Ok(());
+        }
+        let expiry = now_ms() + self.ttl_ms();
+        let mut pipe = redis::pipe();
+        for (tenant, agent, connection) in connections {
+            let key = key(*tenant, *agent);
+            pipe.zadd(&key, connection, expiry)
+                .ignore()
+                .pexpire(&key, self.ttl_ms())
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.redis.clone())
             .await
             .map_err(unavailable)
     }
 
+    /// Removes a connection; true when it took the agent offline (no live connection left).
     pub async fn disconnected(
         &self,
         tenant: TenantId,
         agent: AgentId,
         connection: &str,
-    ) -> Result<()> {
-        redis::cmd("ZREM")
-            .arg(key(tenant, agent))
-            .arg(connection)
-            .query_async::<()>(&mut self.redis.clone())
+    ) -> Result<bool> {
+        let key = key(tenant, agent);
+        let (live_after,): (i64,) = redis::pipe()
+            .atomic()
+            .zrem(&key, connection)
+            .ignore()
+            .zcount(&key, now_ms(), "+inf")
+            .query_async(&mut self.redis.clone())
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        Ok(live_after == 0)
+    }
+
+    fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Which of `agents` have a live connection, in one round trip.

@@ -138,5 +138,5 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((settings.http.host.as_str(), port))
         .await
         .with_context(|| format!("binding {}:{port}", settings.http.host))?;
-    api::run(settings, listener, api::shutdown_signal()).await
+    api::run(settings, listener, portal_shared::signal::shutdown_signal()).await
 }

@@ -88,8 +88,14 @@ impl Authenticator {
     }
 
     /// Verifies the token and the agent behind it.
-    #[tracing::instrument(skip_all, fields(tenant_id, agent_id))]
     pub async fn authenticate(&self, token: &str) -> Result<TenantCtx> {
+        Ok(self.authenticate_session(token).await?.0)
+    }
+
+    /// As [`Authenticator::authenticate`], also returning when the token expires (seconds since
+    /// the epoch): a long-lived connection must end then unless it is given a fresh token.
+    #[tracing::instrument(skip_all, fields(tenant_id, agent_id))]
+    pub async fn authenticate_session(&self, token: &str) -> Result<(TenantCtx, i64)> {
         let claims = self.verify(token).await?;
         let span = tracing::Span::current();
         span.record("tenant_id", tracing::field::display(claims.tenant_id));
@@ -104,9 +110,10 @@ impl Authenticator {
         let agent = agents::find(&mut tx, agent_id).await?;
         tx.commit().await?;
         match agent {
-            Some(agent) if agent.active => {
-                Ok(TenantCtx::new(tenant, agent_id, token_role.min(agent.role)))
-            }
+            Some(agent) if agent.active => Ok((
+                TenantCtx::new(tenant, agent_id, token_role.min(agent.role)),
+                claims.exp,
+            )),
             _ => Err(Error::Forbidden(
                 "the token's subject is not an active agent of its tenant".into(),
             )),

@@ -281,12 +281,20 @@ pub(crate) fn visible(ctx: &TenantCtx, found: Option<Conversation>) -> Result<Co
     })
 }
 
-/// Agents see their own conversations and the unassigned waiting ones they may take.
 fn may_see(ctx: &TenantCtx, conversation: &Conversation) -> bool {
+    may_see_parts(
+        ctx,
+        conversation.assignee.as_ref().map(|a| a.id),
+        conversation.state,
+    )
+}
+
+/// Agents see their own conversations and the unassigned waiting ones they may take.
+pub fn may_see_parts(ctx: &TenantCtx, assignee: Option<AgentId>, state: ConversationState) -> bool {
     ctx.sees_whole_tenant()
-        || match &conversation.assignee {
-            Some(a) => a.id == ctx.agent_id(),
-            None => conversation.state == ConversationState::Waiting,
+        || match assignee {
+            Some(a) => a == ctx.agent_id(),
+            None => state == ConversationState::Waiting,
         }
 }
 

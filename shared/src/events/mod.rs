@@ -14,12 +14,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::TenantId;
-use crate::tenancy::TenantTx;
+use crate::tenancy::{Db, TenantTx};
 use crate::{Error, Result};
 
 pub use publisher::{EventPublisher, EventSink};
 pub use relay::EventRelay;
-pub use rooms::{Room, rooms_for};
+pub use rooms::{Room, Subject, rooms_for, subject_of};
 
 /// An event as it is published: the row of the `events` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,12 +121,7 @@ pub enum Replay {
 #[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
 pub async fn replay(tx: &mut TenantTx, after: i64, limit: u32) -> Result<Replay> {
     let tenant_id = tx.tenant_id().0;
-    let last: i64 = sqlx::query_scalar(
-        "SELECT coalesce((SELECT last_seq FROM tenant_event_counters WHERE tenant_id = $1), 0)",
-    )
-    .bind(tenant_id)
-    .fetch_one(tx.conn())
-    .await?;
+    let last = last_seq(tx).await?;
     if after > last || after < 0 {
         return Ok(Replay::Resync);
     }
@@ -158,6 +153,33 @@ pub async fn replay(tx: &mut TenantTx, after: i64, limit: u32) -> Result<Replay>
             .collect(),
         more,
     })
+}
+
+/// The tenant's events after `after`, for a subscriber that saw a gap or a reconnecting
+/// client; read in a transaction of that tenant, so row-level security applies.
+pub async fn since(db: &Db, tenant: TenantId, after: i64, limit: u32) -> Result<Replay> {
+    let mut tx = db.begin_for(tenant).await?;
+    let replayed = replay(&mut tx, after, limit).await?;
+    tx.commit().await?;
+    Ok(replayed)
+}
+
+/// The tenant's last event sequence number (0 before its first event).
+pub async fn head(db: &Db, tenant: TenantId) -> Result<i64> {
+    let mut tx = db.begin_for(tenant).await?;
+    let last = last_seq(&mut tx).await?;
+    tx.commit().await?;
+    Ok(last)
+}
+
+async fn last_seq(tx: &mut TenantTx) -> Result<i64> {
+    let tenant_id = tx.tenant_id().0;
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce((SELECT last_seq FROM tenant_event_counters WHERE tenant_id = $1), 0)",
+    )
+    .bind(tenant_id)
+    .fetch_one(tx.conn())
+    .await?)
 }
 
 /// How long a publish may take before Redis counts as down (the relay catches up later).

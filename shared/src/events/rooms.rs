@@ -58,6 +58,31 @@ struct Previous {
     state: ConversationState,
 }
 
+/// The conversation an event is about, as it is after the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub id: ConversationId,
+    pub assignee: Option<AgentId>,
+    pub state: ConversationState,
+}
+
+/// The conversation of a conversation or message event; `None` for any other event.
+pub fn subject_of(event: &Event) -> Option<Subject> {
+    let conversation = ConversationOnly::deserialize(&event.payload)
+        .ok()?
+        .conversation?;
+    Some(Subject {
+        id: ConversationId(conversation.id),
+        assignee: conversation.assignee.map(|a| AgentId(a.id)),
+        state: conversation.state,
+    })
+}
+
+#[derive(Deserialize)]
+struct ConversationOnly {
+    conversation: Option<ConversationRef>,
+}
+
 fn queued(assignee: Option<Uuid>, state: ConversationState) -> bool {
     assignee.is_none() && state == ConversationState::Waiting
 }
@@ -162,6 +187,22 @@ mod tests {
         }));
         e.event_type = "message:new".into();
         assert_eq!(names(&e), [T, C, A]);
+    }
+
+    #[test]
+    fn the_subject_is_the_conversation_after_the_change() {
+        let e = event(json!({
+            "conversation": {"id": CONV, "state": "active", "assignee": {"id": AGENT_B}},
+            "previous": {"assignee_id": AGENT_A, "state": "active"},
+        }));
+        let subject = subject_of(&e).unwrap();
+        assert_eq!(subject.id.to_string(), CONV);
+        assert_eq!(
+            subject.assignee.map(|a| a.to_string()).as_deref(),
+            Some(AGENT_B)
+        );
+        assert_eq!(subject.state, ConversationState::Active);
+        assert_eq!(subject_of(&event(json!({"agent": {"id": AGENT_A}}))), None);
     }
 
     #[test]

@@ -49,23 +49,28 @@ async fn the_agent_list_shows_who_is_connected_on_any_pod() {
     assert_eq!(of(&list, w.agent), Value::Bool(false));
 
     // Two connections (say, two tabs on two pods): online until both are gone.
-    presence.connected(a, agent, "pod-1/sock-1").await.unwrap();
-    presence.connected(a, agent, "pod-2/sock-7").await.unwrap();
+    // The first connection brings the agent online; the second changes nothing.
+    assert!(presence.connected(a, agent, "pod-1/sock-1").await.unwrap());
+    assert!(!presence.connected(a, agent, "pod-2/sock-7").await.unwrap());
     let list = online(&app, &w.supervisor_token).await;
     assert_eq!(of(&list, w.agent), Value::Bool(true));
     assert_eq!(of(&list, w.other_agent), Value::Bool(false));
-    presence
-        .disconnected(a, agent, "pod-1/sock-1")
-        .await
-        .unwrap();
+    assert!(
+        !presence
+            .disconnected(a, agent, "pod-1/sock-1")
+            .await
+            .unwrap()
+    );
     assert_eq!(
         of(&online(&app, &w.agent_token).await, w.agent),
         Value::Bool(true)
     );
-    presence
-        .disconnected(a, agent, "pod-2/sock-7")
-        .await
-        .unwrap();
+    assert!(
+        presence
+            .disconnected(a, agent, "pod-2/sock-7")
+            .await
+            .unwrap()
+    );
     assert_eq!(
         of(&online(&app, &w.agent_token).await, w.agent),
         Value::Bool(false)
@@ -73,7 +78,7 @@ async fn the_agent_list_shows_who_is_connected_on_any_pod() {
 
     // A connection whose pod died stops counting when its TTL runs out.
     let short = presence_with_ttl(Duration::from_millis(300));
-    short.connected(a, agent, "pod-3/sock-1").await.unwrap();
+    assert!(short.connected(a, agent, "pod-3/sock-1").await.unwrap());
     assert_eq!(
         of(&online(&app, &w.agent_token).await, w.agent),
         Value::Bool(true)

@@ -1,0 +1,15 @@
+//! Integration tests: the realtime service and the API on random ports, against a fresh
+//! Postgres database per test and real Redis, with a Rust Socket.IO client.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
+
+mod client;
+mod delivery;
+mod handshake;
+mod helpers;
+mod reconnect;
+mod resilience;
