@@ -28,6 +28,8 @@ pub struct Settings {
     pub events: EventsSettings,
     pub presence: PresenceSettings,
     pub realtime: RealtimeSettings,
+    pub whatsapp: WhatsappSettings,
+    pub templates: TemplatesSettings,
     pub telemetry: TelemetrySettings,
 }
 
@@ -158,6 +160,31 @@ pub struct RealtimeSettings {
     pub ping_timeout_ms: u64,
 }
 
+/// The WhatsApp Business Management API (Meta's Graph API), where templates come from.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WhatsappSettings {
+    /// Tests and the local stand-in point it elsewhere.
+    pub api_base_url: String,
+    pub api_version: String,
+    /// Encrypts tenants' access tokens at rest: 32 bytes, base64. Needed to store a token and to
+    /// sync templates; without it the rest of the service works.
+    pub token_key: Option<SecretString>,
+    /// One request's limit, connection included.
+    pub timeout_ms: u64,
+    /// Attempts per request on throttling, 5xx and timeouts, before the tenant's sync fails.
+    pub max_attempts: u32,
+    /// Retry delay: doubled per attempt up to `backoff_max_ms`, with jitter; a retry hint from
+    /// WhatsApp wins when longer (up to the maximum).
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TemplatesSettings {
+    /// How long a tenant's template list stays in the Redis cache.
+    pub cache_ttl_secs: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct TelemetrySettings {
     /// `json` (production) or `pretty` (a terminal).
@@ -238,6 +265,17 @@ gap_wait_ms = 250
 max_buffered_packets = 1024
 ping_interval_ms = 25000
 ping_timeout_ms = 20000
+
+[whatsapp]
+api_base_url = "https://graph.facebook.com"
+api_version = "v23.0"
+timeout_ms = 10000
+max_attempts = 5
+backoff_initial_ms = 1000
+backoff_max_ms = 60000
+
+[templates]
+cache_ttl_secs = 86400
 
 [telemetry]
 log_format = "json"
@@ -344,6 +382,26 @@ impl Settings {
         }
         if transformer.timeout_ms == 0 {
             return bad("transformer.timeout_ms", "must be at least 1");
+        }
+        let whatsapp = &self.whatsapp;
+        if !(whatsapp.api_base_url.starts_with("https://")
+            || whatsapp.api_base_url.starts_with("http://"))
+        {
+            return bad("whatsapp.api_base_url", "must be an http(s) URL");
+        }
+        if whatsapp.max_attempts == 0 || whatsapp.timeout_ms == 0 {
+            return bad(
+                "whatsapp.max_attempts",
+                "max_attempts and timeout_ms must be at least 1",
+            );
+        }
+        if let Some(key) = &whatsapp.token_key
+            && crate::whatsapp::TokenCipher::new(key).is_err()
+        {
+            return bad("whatsapp.token_key", "must be 32 bytes, base64-encoded");
+        }
+        if self.templates.cache_ttl_secs == 0 {
+            return bad("templates.cache_ttl_secs", "must be at least 1");
         }
         let realtime = &self.realtime;
         if realtime.max_buffered_packets == 0 {

@@ -52,6 +52,9 @@ pub enum Error {
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// The rule broken, where a fixed set of rules applies (template parameters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl FieldError {
@@ -59,7 +62,13 @@ impl FieldError {
         Self {
             field: field.into(),
             message: message.into(),
+            rule: None,
         }
+    }
+
+    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
     }
 }
 

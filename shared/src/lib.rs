@@ -18,7 +18,9 @@ pub mod pagination;
 pub mod presence;
 pub mod signal;
 pub mod telemetry;
+pub mod templates;
 pub mod tenancy;
 pub mod transformer;
+pub mod whatsapp;
 
 pub use error::{Error, FieldError, Result};

@@ -10,9 +10,16 @@ use poem::{Route, Server, handler, post};
 use portal_shared::agents::Role;
 use portal_shared::auth::mint_dev_token;
 use portal_shared::config::Settings;
+use portal_shared::events;
 use portal_shared::ids::{AgentId, TenantId};
+use portal_shared::templates::cache::TemplateCache;
+use portal_shared::templates::sync::Syncer;
+use portal_shared::tenancy::Db;
+use portal_shared::whatsapp::{GraphClient, TokenCipher};
 use portal_shared::{db, demo};
+use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
 
 pub const DEV_DATABASE: &str = "portal";
 pub const DEV_LOGIN_ROLE: &str = "portal_api";
@@ -20,7 +27,11 @@ pub const DEV_LOGIN_ROLE: &str = "portal_api";
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 
 /// Environment the `dev` command fills in where the caller has not.
-pub fn dev_env(admin_url: &str, transformer_url: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub fn dev_env(
+    admin_url: &str,
+    transformer_url: &str,
+    whatsapp_url: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
     let app_url = db::with_user(&db::with_database(admin_url, DEV_DATABASE)?, DEV_LOGIN_ROLE)?;
     let defaults = [
         ("PORTAL__ENVIRONMENT", "development".to_string()),
@@ -28,6 +39,11 @@ pub fn dev_env(admin_url: &str, transformer_url: &str) -> anyhow::Result<Vec<(St
         ("PORTAL__AUTH__JWT_SECRET", DEV_JWT_SECRET.to_string()),
         ("PORTAL__TELEMETRY__LOG_FORMAT", "pretty".to_string()),
         ("PORTAL__TRANSFORMER__URL", transformer_url.to_string()),
+        ("PORTAL__WHATSAPP__API_BASE_URL", whatsapp_url.to_string()),
+        (
+            "PORTAL__WHATSAPP__TOKEN_KEY",
+            crate::dev_whatsapp::DEV_TOKEN_KEY.to_string(),
+        ),
     ];
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     for (key, value) in defaults {
@@ -67,6 +83,46 @@ fn accept_message(
     Json(serde_json::json!({ "external_id": format!("wamid.dev.{key}") }))
 }
 
+/// Gives the demo tenant a WhatsApp account on the stand-in (unless it has one) and syncs its
+/// templates, as the template-sync CronJob would; returns the summary line.
+async fn sync_demo_templates(owner: &sqlx::PgPool, settings: &Settings) -> String {
+    let run = async {
+        let key = settings
+            .whatsapp
+            .token_key
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("whatsapp.token_key is not set"))?;
+        let cipher = TokenCipher::new(key)?;
+        let tenant = TenantId(demo::TENANT);
+        let (nonce, sealed) = cipher.seal(tenant, crate::dev_whatsapp::DEMO_ACCESS_TOKEN)?;
+        sqlx::query(
+            "INSERT INTO whatsapp_accounts (tenant_id, waba_id, token_nonce, token_ciphertext) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO NOTHING",
+        )
+        .bind(tenant.0)
+        .bind(crate::dev_whatsapp::DEMO_WABA_ID)
+        .bind(&nonce[..])
+        .bind(&sealed)
+        .execute(owner)
+        .await?;
+        let db = Db::new(db::pool(&settings.database)?);
+        let syncer = Syncer {
+            db: db.clone(),
+            client: GraphClient::new(&settings.whatsapp)?,
+            cipher,
+            cache: TemplateCache::new(
+                events::redis_connection(settings.redis.url.expose_secret())?,
+                Duration::from_secs(settings.templates.cache_ttl_secs),
+            ),
+        };
+        let summary = syncer.sync(tenant, &CancellationToken::new()).await;
+        db.close().await;
+        anyhow::Ok(summary.to_string())
+    };
+    run.await
+        .unwrap_or_else(|err| format!("not synced: {err:#}"))
+}
+
 pub async fn prepare(
     admin_url: &str,
     settings: &Settings,
@@ -78,6 +134,7 @@ pub async fn prepare(
         .connect(&owner_url)
         .await?;
     let loaded = demo::load(&owner, conversations).await?;
+    let synced = sync_demo_templates(&owner, settings).await;
     owner.close().await;
     let port = settings.http.port_or(crate::DEFAULT_PORT);
     let token = |agent, role| {
@@ -98,7 +155,12 @@ pub async fn prepare(
             "  demo data: {}",
             if loaded { "loaded" } else { "already present" }
         );
+        println!("  templates: {synced}");
         println!("  API docs:  http://127.0.0.1:{port}/docs");
+        println!(
+            "  realtime:  http://127.0.0.1:{} (Socket.IO; auth {{ token }})",
+            realtime::DEFAULT_PORT
+        );
         println!("  agent token (Alex Agent, 12 h):\n    {agent_token}");
         println!("  supervisor token (Sam Supervisor, 12 h):\n    {supervisor_token}");
         println!(

@@ -2,6 +2,7 @@
 //! so `main` binds the configured port and tests bind port 0.
 
 pub mod dev;
+pub mod dev_whatsapp;
 pub mod http;
 pub mod routes;
 
@@ -18,7 +19,10 @@ use portal_shared::conversations::ConversationService;
 use portal_shared::events::{self, EventPublisher, EventRelay};
 use portal_shared::messages::{DeliveryMetrics, Dispatcher, MessageService};
 use portal_shared::presence::Presence;
+use portal_shared::templates::cache::TemplateCache;
+use portal_shared::templates::service::TemplateService;
 use portal_shared::tenancy::Db;
+use portal_shared::whatsapp::TokenCipher;
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 use tokio::sync::Notify;
@@ -26,15 +30,29 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::metrics::Metrics;
+use crate::routes::admin::AdminApi;
 use crate::routes::agents::AgentsApi;
 use crate::routes::conversations::ConversationsApi;
 use crate::routes::messages::MessagesApi;
+use crate::routes::templates::TemplatesApi;
 
 pub const DEFAULT_PORT: u16 = 8080;
 
-type Apis = (ConversationsApi, MessagesApi, AgentsApi);
+type Apis = (
+    ConversationsApi,
+    MessagesApi,
+    AgentsApi,
+    TemplatesApi,
+    AdminApi,
+);
 
-fn api_service(db: &Db, messages: MessageService, presence: Presence) -> OpenApiService<Apis, ()> {
+fn api_service(
+    db: &Db,
+    messages: MessageService,
+    presence: Presence,
+    templates: TemplateService,
+    cipher: Option<TokenCipher>,
+) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             ConversationsApi {
@@ -45,11 +63,16 @@ fn api_service(db: &Db, messages: MessageService, presence: Presence) -> OpenApi
                 db: db.clone(),
                 presence,
             },
+            TemplatesApi { service: templates },
+            AdminApi {
+                db: db.clone(),
+                cipher,
+            },
         ),
         "Agent Portal API",
         env!("CARGO_PKG_VERSION"),
     )
-    .description("Conversations, messages and agents for the agent portal.")
+    .description("Conversations, messages, agents and WhatsApp templates for the agent portal.")
     .server("/api")
 }
 
@@ -98,7 +121,26 @@ pub async fn run(
     };
 
     let max_body_bytes = settings.http.max_body_bytes;
-    let api = api_service(&db, MessageService::new(db.clone(), queued), presence);
+    let templates = TemplateService::new(
+        db.clone(),
+        TemplateCache::new(
+            redis.clone(),
+            Duration::from_secs(settings.templates.cache_ttl_secs),
+        ),
+    );
+    let cipher = settings
+        .whatsapp
+        .token_key
+        .as_ref()
+        .map(TokenCipher::new)
+        .transpose()?;
+    let api = api_service(
+        &db,
+        MessageService::new(db.clone(), queued),
+        presence,
+        templates,
+        cipher,
+    );
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let app = Route::new()

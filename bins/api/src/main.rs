@@ -38,7 +38,8 @@ enum Command {
         #[arg(long, default_value_t = 720)]
         ttl_minutes: u64,
     },
-    /// Development: create database and roles, migrate, load demo data, print tokens, serve.
+    /// Development: create database and roles, migrate, load demo data, print tokens, serve
+    /// the API and, beside it on port 8081, the realtime service.
     Dev {
         /// A superuser connection to the local Postgres.
         #[arg(
@@ -119,14 +120,26 @@ fn main() -> anyhow::Result<()> {
                 no_serve,
             } => {
                 let transformer = api::dev::start_transformer_stand_in().await?;
-                let settings =
-                    Settings::load_from(None, api::dev::dev_env(&admin_url, &transformer)?)?;
+                let whatsapp = api::dev_whatsapp::start().await?;
+                let settings = Settings::load_from(
+                    None,
+                    api::dev::dev_env(&admin_url, &transformer, &whatsapp)?,
+                )?;
                 api::dev::prepare(&admin_url, &settings, conversations).await?;
                 if no_serve {
-                    Ok(())
-                } else {
-                    serve(settings).await
+                    return Ok(());
                 }
+                // The realtime service beside the API, as its own pods would run it.
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", realtime::DEFAULT_PORT))
+                    .await
+                    .with_context(|| format!("binding 127.0.0.1:{}", realtime::DEFAULT_PORT))?;
+                let realtime = tokio::spawn(realtime::run(
+                    settings.clone(),
+                    listener,
+                    portal_shared::signal::shutdown_signal(),
+                ));
+                serve(settings).await?;
+                realtime.await?
             }
         }
     })

@@ -93,6 +93,9 @@ pub fn base_rooms(ctx: &TenantCtx) -> Vec<String> {
 pub struct Fanout {
     io: SocketIo,
     metrics: Metrics,
+    /// Events buffered per pending socket at most; past it the buffer restarts and the socket
+    /// replays further from Postgres instead (see [`Attach::ReplayAgain`]).
+    max_buffered: usize,
     state: Arc<Mutex<HashMap<TenantId, Tenant>>>,
 }
 
@@ -112,11 +115,15 @@ struct Tenant {
 
 #[derive(Debug)]
 struct Pending {
+    registered: Instant,
     rooms: Vec<String>,
     /// The first `seq` its buffer holds if it is in the socket's audience.
     buffered_from: Option<i64>,
     buffer: Vec<Arc<Outgoing>>,
 }
+
+/// A pending socket not connected by then was abandoned during its handshake.
+const ABANDONED_AFTER: Duration = Duration::from_secs(120);
 
 /// What [`Fanout::attach`] did.
 #[derive(Debug, PartialEq, Eq)]
@@ -136,10 +143,11 @@ enum Sent {
 }
 
 impl Fanout {
-    pub fn new(io: SocketIo, metrics: Metrics) -> Self {
+    pub fn new(io: SocketIo, metrics: Metrics, max_buffered: usize) -> Self {
         Self {
             io,
             metrics,
+            max_buffered,
             state: Arc::default(),
         }
     }
@@ -160,6 +168,7 @@ impl Fanout {
         entry.pending.insert(
             sid,
             Pending {
+                registered: Instant::now(),
                 rooms,
                 buffered_from,
                 buffer: Vec::new(),
@@ -266,6 +275,12 @@ impl Fanout {
         self.metrics.event("delivered");
         for pending in entry.pending.values_mut() {
             if pending.buffered_from.is_some() && event.reaches(&pending.rooms) {
+                if pending.buffer.len() >= self.max_buffered {
+                    // Its replay is taking long while events pour in: it will read these
+                    // from Postgres instead of holding them here.
+                    pending.buffer.clear();
+                    pending.buffered_from = Some(event.seq);
+                }
                 pending.buffer.push(event.clone());
             }
         }
@@ -328,8 +343,16 @@ impl Fanout {
     }
 
     /// Gaps open longer than `wait`: per tenant, the last `seq` delivered and the first held.
+    /// Also forgets sockets registered long ago that never connected (the client left during
+    /// the handshake).
     pub fn gaps(&self, wait: Duration) -> Vec<(TenantId, i64, i64)> {
-        let state = self.lock();
+        let mut state = self.lock();
+        for entry in state.values_mut() {
+            entry.pending.retain(|sid, p| {
+                p.registered.elapsed() < ABANDONED_AFTER || self.io.get_socket(*sid).is_some()
+            });
+        }
+        state.retain(|_, t| !t.pending.is_empty() || !t.attached.is_empty());
         state
             .iter()
             .filter(|(_, t)| t.held_since.is_some_and(|since| since.elapsed() >= wait))

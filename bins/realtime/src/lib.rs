@@ -86,7 +86,7 @@ pub async fn run(
             probes.clone().handle(req)
         }));
 
-    let fanout = Fanout::new(io.clone(), metrics.clone());
+    let fanout = Fanout::new(io.clone(), metrics.clone(), realtime.max_buffered_packets);
     let presence_channel = presence_channel(&settings.events.channel);
     let presence = PresenceBoard::new(
         Presence::new(
@@ -173,13 +173,14 @@ pub async fn run(
     }
     drop(listener);
     tracing::info!("shutting down: disconnecting sockets");
-    io.close().await;
+    // The subscriber and the presence loop emit through `io`: stop them before closing it.
     stop.cancel();
     for task in tasks {
         if let Err(err) = task.await {
             tracing::error!(error = %err, "a realtime task failed");
         }
     }
+    io.close().await;
     if tokio::time::timeout(settings.http.shutdown_grace(), graceful.shutdown())
         .await
         .is_err()

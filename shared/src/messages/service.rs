@@ -21,6 +21,7 @@ use crate::conversations::{self, Conversation, ConversationState};
 use crate::events::{self, EventType};
 use crate::ids::{ConversationId, MessageId};
 use crate::pagination::{Page, PageRequest};
+use crate::templates::{self, service::TemplateRef};
 use crate::tenancy::{Db, TenantCtx, TenantTx};
 use crate::{Error, Result};
 
@@ -137,7 +138,7 @@ impl MessageService {
         content: OutgoingContent,
         idempotency_key: Option<String>,
     ) -> Result<SendOutcome> {
-        let (body, template) = validate_content(&content)?;
+        validate_text(&content)?;
         let idempotency = match idempotency_key {
             Some(key) => Some((
                 validate_idempotency_key(key)?,
@@ -162,6 +163,12 @@ impl MessageService {
         if conversation.state == ConversationState::Closed {
             return Err(Error::Conflict("the conversation is closed".into()));
         }
+        let (body, template) = match &content {
+            OutgoingContent::Text { text } => (text.clone(), None),
+            OutgoingContent::Template(template) => {
+                (render_template(&mut tx, template).await?, Some(template))
+            }
+        };
 
         let new = NewMessage {
             id: MessageId::new(),
@@ -368,33 +375,59 @@ async fn touch(
     conversations::repo::find(tx, id, false).await
 }
 
-/// The text to store, and the template if any.
-fn validate_content(
-    content: &OutgoingContent,
-) -> Result<(String, Option<&super::TemplateContent>)> {
-    match content {
-        OutgoingContent::Text { text } => {
-            if text.trim().is_empty() {
-                return Err(Error::invalid("text", "must not be empty"));
-            }
-            let chars = text.chars().count();
-            if chars > MAX_TEXT_CHARS {
-                return Err(Error::invalid(
-                    "text",
-                    format!(
-                        "must be at most {MAX_TEXT_CHARS} characters (WhatsApp's limit); it has {chars}"
-                    ),
-                ));
-            }
-            Ok((text.clone(), None))
-        }
-        // Sending a template unchecked would let WhatsApp reject it after we answered 202, or
-        // show the customer a broken message; until parameters are validated against the
-        // synced template, template sends are refused.
-        OutgoingContent::Template(_) => Err(Error::invalid(
-            "template",
-            "template messages cannot be sent yet: they need template parameter validation, which is not available in this release",
+/// A text must be non-empty and within WhatsApp's limit; a template is checked against its
+/// synced definition inside the send's transaction ([`render_template`]).
+fn validate_text(content: &OutgoingContent) -> Result<()> {
+    let OutgoingContent::Text { text } = content else {
+        return Ok(());
+    };
+    if text.trim().is_empty() {
+        return Err(Error::invalid("text", "must not be empty"));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(Error::invalid(
+            "text",
+            format!(
+                "must be at most {MAX_TEXT_CHARS} characters (WhatsApp's limit); it has {chars}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What the customer will see of a template message, once its parameters pass WhatsApp's
+/// rules; errors name their place in the request (`template.parameters.body[0]`).
+async fn render_template(tx: &mut TenantTx, template: &super::TemplateContent) -> Result<String> {
+    let reference = TemplateRef::Name {
+        name: template.name.clone(),
+        language: template.language.clone(),
+    };
+    match templates::service::check(tx, &reference, &template.parameters).await {
+        Ok((_, rendered)) => Ok(rendered.text()),
+        Err(Error::NotFound { .. }) => Err(Error::invalid(
+            "template.name",
+            format!(
+                "no usable template {:?} in language {:?} (see GET /api/templates)",
+                template.name, template.language
+            ),
         )),
+        Err(Error::Validation(fields)) => Err(Error::Validation(
+            fields
+                .into_iter()
+                .map(|mut f| {
+                    // The validator names the template itself `template`, and parameters
+                    // under `parameters`; here both live under `template`.
+                    f.field = if f.field == "template" {
+                        "template.name".into()
+                    } else {
+                        format!("template.{}", f.field)
+                    };
+                    f
+                })
+                .collect(),
+        )),
+        Err(other) => Err(other),
     }
 }
 

@@ -38,6 +38,9 @@ pub struct Problem {
 pub struct ProblemField {
     pub field: String,
     pub message: String,
+    /// The rule broken, where a fixed set of rules applies (template parameters).
+    #[oai(skip_serializing_if_is_none)]
+    pub rule: Option<String>,
 }
 
 impl Problem {
@@ -117,6 +120,7 @@ impl From<Error> for ApiError {
                         .map(|f| ProblemField {
                             field: f.field,
                             message: f.message,
+                            rule: f.rule,
                         })
                         .collect(),
                 ),
@@ -147,14 +151,19 @@ impl From<Error> for ApiError {
     }
 }
 
-/// Parameters that did not parse: a 400 naming the parameter.
-fn bad_request(err: poem::Error) -> ApiError {
-    let field = err
-        .downcast_ref::<poem_openapi::error::ParseParamError>()
+/// The parameter that did not parse, if that is what went wrong.
+fn unparsed_param(err: &poem::Error) -> Option<ProblemField> {
+    err.downcast_ref::<poem_openapi::error::ParseParamError>()
         .map(|e| ProblemField {
             field: e.name.to_string(),
             message: e.reason.clone(),
-        });
+            rule: None,
+        })
+}
+
+/// Parameters that did not parse: a 400 naming the parameter.
+fn bad_request(err: poem::Error) -> ApiError {
+    let field = unparsed_param(&err);
     let mut problem = Problem::new(StatusCode::BAD_REQUEST, Some(err.to_string()));
     if let Some(field) = field {
         problem = problem.with_fields(vec![field]);
@@ -166,12 +175,7 @@ fn bad_request(err: poem::Error) -> ApiError {
 pub async fn problem_for_poem_error(err: poem::Error) -> Response {
     let status = err.status();
     let detail = err.to_string();
-    let field = err
-        .downcast_ref::<poem_openapi::error::ParseParamError>()
-        .map(|e| ProblemField {
-            field: e.name.to_string(),
-            message: e.reason.clone(),
-        });
+    let field = unparsed_param(&err);
     let response = err.into_response();
     let is_problem = response
         .headers()

@@ -1,9 +1,11 @@
 //! One module per resource, each holding only its `#[OpenApi]` impl and its wire types.
 
+pub mod admin;
 pub mod agents;
 pub mod conversations;
 pub mod health;
 pub mod messages;
+pub mod templates;
 
 use poem_openapi::Tags;
 
@@ -15,4 +17,8 @@ pub enum ApiTags {
     Messages,
     /// The tenant's agents.
     Agents,
+    /// WhatsApp message templates.
+    Templates,
+    /// Tenant settings (admins only).
+    Admin,
 }

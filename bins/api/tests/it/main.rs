@@ -14,4 +14,5 @@ mod events;
 mod helpers;
 mod messages;
 mod presence;
+mod templates;
 mod tenancy;

@@ -215,10 +215,10 @@ async fn sending_checks_content_role_and_state() {
     let (status, body, _) = send(json!({"type": "text", "text": "  \n "})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["errors"][0]["field"], "text");
-    // Templates wait for the template validator rather than going out unchecked.
+    // A template that was never synced is refused (templates.rs covers the rest).
     let (status, body, _) = send(json!({"type": "template", "template": {"name": "order_update", "language": "en_US", "parameters": ["Ana"]}})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["errors"][0]["field"], "template");
+    assert_eq!(body["errors"][0]["field"], "template.name");
     let (status, body, _) = send(json!({"type": "sticker"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body, _) = send(json!({"text": "no type"})).await;

@@ -11,5 +11,6 @@ mod client;
 mod delivery;
 mod handshake;
 mod helpers;
+mod js_client;
 mod reconnect;
 mod resilience;

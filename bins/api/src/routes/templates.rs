@@ -1,0 +1,169 @@
+//! `/api/templates`: the tenant's WhatsApp message templates, and checking a send of one.
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use portal_shared::pagination::{PageRequest, decode_cursor, encode_cursor};
+use portal_shared::templates::repo::Template;
+use portal_shared::templates::service::{
+    TemplateCursor, TemplateFilter, TemplateRef, TemplateService,
+};
+use portal_shared::templates::{Rendered, RenderedButton};
+use portal_shared::{Error, FieldError};
+use uuid::Uuid;
+
+use super::ApiTags;
+use crate::http::auth::Caller;
+use crate::http::problem::ApiResult;
+
+#[derive(Debug, Clone)]
+pub struct TemplatesApi {
+    pub service: TemplateService,
+}
+
+#[derive(Debug, Object)]
+pub struct TemplatePage {
+    pub items: Vec<Template>,
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/templates/validate`: a template, by id or by name and language, and the
+/// parameters of a send.
+#[derive(Debug, Object)]
+pub struct ValidateRequest {
+    pub template_id: Option<Uuid>,
+    pub name: Option<String>,
+    pub language: Option<String>,
+    /// `{"header": {...}, "body": [...] | {...}, "buttons": [...]}`, or just the body's values.
+    #[oai(default)]
+    pub parameters: serde_json::Value,
+}
+
+#[derive(Debug, Object)]
+pub struct RenderedTemplate {
+    pub template_id: Uuid,
+    pub name: String,
+    pub language: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub header: Option<String>,
+    pub body: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub footer: Option<String>,
+    pub buttons: Vec<RenderedTemplateButton>,
+    /// Header, body and footer as one text: what history and search will show.
+    pub text: String,
+}
+
+#[derive(Debug, Object)]
+pub struct RenderedTemplateButton {
+    pub index: u32,
+    pub text: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub url: Option<String>,
+}
+
+impl RenderedTemplate {
+    fn new(template: &Template, rendered: Rendered) -> Self {
+        Self {
+            template_id: template.id,
+            name: template.name.clone(),
+            language: template.language.clone(),
+            text: rendered.text(),
+            header: rendered.header,
+            body: rendered.body,
+            footer: rendered.footer,
+            buttons: rendered
+                .buttons
+                .into_iter()
+                .map(
+                    |RenderedButton { index, text, url }| RenderedTemplateButton {
+                        index: u32::try_from(index).unwrap_or(u32::MAX),
+                        text,
+                        url,
+                    },
+                )
+                .collect(),
+        }
+    }
+}
+
+impl ValidateRequest {
+    fn template(&self) -> Result<TemplateRef, Error> {
+        match (&self.template_id, &self.name, &self.language) {
+            (Some(id), None, None) => Ok(TemplateRef::Id(*id)),
+            (None, Some(name), Some(language)) => Ok(TemplateRef::Name {
+                name: name.clone(),
+                language: language.clone(),
+            }),
+            _ => Err(Error::Validation(vec![FieldError::new(
+                "template_id",
+                "give either template_id, or name and language",
+            )])),
+        }
+    }
+}
+
+#[OpenApi(prefix_path = "/templates", tag = "ApiTags::Templates")]
+impl TemplatesApi {
+    /// List templates
+    ///
+    /// The tenant's templates by name and language, from the cache (Postgres when it misses
+    /// or Redis is down). Only `APPROVED` ones unless `status` says otherwise (repeat it for
+    /// several); templates deleted upstream are not listed.
+    #[oai(path = "/", method = "get", operation_id = "listTemplates")]
+    async fn list(
+        &self,
+        Caller(ctx): Caller,
+        status: Query<Vec<String>>,
+        category: Query<Option<String>>,
+        language: Query<Option<String>>,
+        /// Part of the name, any case.
+        name: Query<Option<String>>,
+        /// 1–100, default 25.
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<TemplatePage>> {
+        let after = cursor
+            .0
+            .as_deref()
+            .map(decode_cursor::<TemplateCursor>)
+            .transpose()?;
+        let page = PageRequest::new(after, limit.0)?;
+        let filter = TemplateFilter {
+            statuses: status.0,
+            category: category.0,
+            language: language.0,
+            name: name.0,
+        };
+        let result = self.service.list(&ctx, &filter, &page).await?;
+        Ok(Json(TemplatePage {
+            items: result.items,
+            next_cursor: result.next.as_ref().map(encode_cursor),
+        }))
+    }
+
+    /// Get a template
+    #[oai(path = "/:id", method = "get", operation_id = "getTemplate")]
+    async fn get(&self, Caller(ctx): Caller, id: Path<Uuid>) -> ApiResult<Json<Template>> {
+        Ok(Json(self.service.get(&ctx, id.0).await?))
+    }
+
+    /// Check a template send
+    ///
+    /// 200 with what the customer would see, or 422 with one error per offending parameter
+    /// (`field` is its path, `rule` the rule it breaks). See the README for the rules.
+    #[oai(path = "/validate", method = "post", operation_id = "validateTemplate")]
+    async fn validate(
+        &self,
+        Caller(ctx): Caller,
+        body: Json<ValidateRequest>,
+    ) -> ApiResult<Json<RenderedTemplate>> {
+        let template = body.0.template()?;
+        let (template, rendered) = self
+            .service
+            .validate(&ctx, &template, &body.0.parameters)
+            .await?;
+        Ok(Json(RenderedTemplate::new(&template, rendered)))
+    }
+}

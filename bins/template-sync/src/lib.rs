@@ -1,0 +1,63 @@
+//! template-sync as a library: [`run`] syncs the given tenants (or every tenant with a WhatsApp
+//! Business Account) one after the other and returns one summary per tenant.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use portal_shared::config::Settings;
+use portal_shared::events;
+use portal_shared::ids::TenantId;
+use portal_shared::templates::cache::TemplateCache;
+use portal_shared::templates::sync::{Summary, Syncer};
+use portal_shared::tenancy::Db;
+use portal_shared::whatsapp::{GraphClient, TokenCipher, accounts};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+/// Exit status when every tenant synced (or was skipped because another run holds it).
+pub const EXIT_OK: u8 = 0;
+/// Exit status when any tenant failed or the run was stopped.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status when the run could not start (configuration, database).
+pub const EXIT_UNUSABLE: u8 = 2;
+
+/// Syncs `only` (or every tenant with an account); stops between pages when `stop` fires, and
+/// then starts no further tenant.
+pub async fn run(
+    settings: &Settings,
+    only: Option<TenantId>,
+    stop: CancellationToken,
+) -> anyhow::Result<Vec<Summary>> {
+    let key = settings
+        .whatsapp
+        .token_key
+        .as_ref()
+        .context("whatsapp.token_key is not set: access tokens cannot be decrypted")?;
+    let db = Db::new(portal_shared::db::pool(&settings.database)?);
+    let syncer = Syncer {
+        db: db.clone(),
+        client: GraphClient::new(&settings.whatsapp)?,
+        cipher: TokenCipher::new(key)?,
+        cache: TemplateCache::new(
+            events::redis_connection(settings.redis.url.expose_secret())?,
+            Duration::from_secs(settings.templates.cache_ttl_secs),
+        ),
+    };
+    let tenants = match only {
+        Some(tenant) => vec![tenant],
+        None => accounts::tenants(&db)
+            .await
+            .context("listing tenants with an account")?,
+    };
+    let mut summaries = Vec::with_capacity(tenants.len());
+    for tenant in tenants {
+        if stop.is_cancelled() {
+            break;
+        }
+        let summary = syncer.sync(tenant, &stop).await;
+        tracing::info!(tenant_id = %tenant, outcome = %serde_json::to_string(&summary.outcome).unwrap_or_default(), "{summary}");
+        summaries.push(summary);
+    }
+    db.close().await;
+    Ok(summaries)
+}
