@@ -111,6 +111,8 @@ impl TemplatesApi {
     /// The tenant's templates by name and language, from the cache (Postgres when it misses
     /// or Redis is down). Only `APPROVED` ones unless `status` says otherwise (repeat it for
     /// several); templates deleted upstream are not listed.
+    // Each query parameter is an argument: that is how poem-openapi documents them.
+    #[allow(clippy::too_many_arguments)]
     #[oai(path = "/", method = "get", operation_id = "listTemplates")]
     async fn list(
         &self,
