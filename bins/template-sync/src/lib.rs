@@ -8,7 +8,7 @@ use portal_shared::config::Settings;
 use portal_shared::events;
 use portal_shared::ids::TenantId;
 use portal_shared::templates::cache::TemplateCache;
-use portal_shared::templates::sync::{Summary, Syncer};
+use portal_shared::templates::sync::{Outcome, Summary, Syncer};
 use portal_shared::tenancy::Db;
 use portal_shared::whatsapp::{GraphClient, TokenCipher, accounts};
 use secrecy::ExposeSecret;
@@ -22,7 +22,7 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_UNUSABLE: u8 = 2;
 
 /// Syncs `only` (or every tenant with an account); stops between pages when `stop` fires, and
-/// then starts no further tenant.
+/// then starts no further tenant (each is reported as stopped).
 pub async fn run(
     settings: &Settings,
     only: Option<TenantId>,
@@ -51,10 +51,15 @@ pub async fn run(
     };
     let mut summaries = Vec::with_capacity(tenants.len());
     for tenant in tenants {
-        if stop.is_cancelled() {
-            break;
-        }
-        let summary = syncer.sync(tenant, &stop).await;
+        let summary = if stop.is_cancelled() {
+            // Not started: reported, so the run's exit status says it was cut short.
+            Summary {
+                tenant_id: tenant,
+                outcome: Outcome::Stopped,
+            }
+        } else {
+            syncer.sync(tenant, &stop).await
+        };
         tracing::info!(tenant_id = %tenant, outcome = %serde_json::to_string(&summary.outcome).unwrap_or_default(), "{summary}");
         summaries.push(summary);
     }

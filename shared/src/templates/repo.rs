@@ -159,11 +159,17 @@ pub async fn sync(tx: &mut TenantTx, fetched: &[Fetched]) -> Result<SyncCounts> 
         .into_iter()
         .map(|(id, hash, deleted)| (id, (hash, deleted)))
         .collect();
+    // Paging while templates change upstream can list one twice; the first listing counts.
+    let mut seen = std::collections::HashSet::new();
+    let fetched: Vec<&Fetched> = fetched
+        .iter()
+        .filter(|t| seen.insert(t.external_id.as_str()))
+        .collect();
     let mut counts = SyncCounts {
         fetched: fetched.len(),
         ..SyncCounts::default()
     };
-    for t in fetched {
+    for t in &fetched {
         let known = existing.get(&t.external_id);
         if known.is_some_and(|(hash, deleted)| *hash == t.hash && !deleted) {
             continue;

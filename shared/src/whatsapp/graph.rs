@@ -138,7 +138,11 @@ impl GraphClient {
             let url = reqwest::Url::parse_with_params(url, &params)
                 .map_err(|e| GraphError::Malformed(format!("whatsapp.api_base_url: {e}")))?;
             let request = self.http.get(url).bearer_auth(token.expose_secret());
-            let outcome = match request.send().await {
+            let sent = tokio::select! {
+                () = stop.cancelled() => return Err(GraphError::Stopped),
+                sent = request.send() => sent,
+            };
+            let outcome = match sent {
                 Ok(response) => classify(response).await,
                 Err(err) => Outcome::Retry {
                     hint: None,
