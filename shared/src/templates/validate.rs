@@ -856,6 +856,26 @@ mod tests {
     }
 
     #[test]
+    fn a_button_parameter_is_given_once_and_its_url_stays_within_the_limit() {
+        let twice = with(
+            valid_params(),
+            "/buttons",
+            json!([{"index": 0, "text": "1"}, {"index": 0, "text": "2"}, {"index": 2, "coupon_code": "C"}]),
+        );
+        assert_eq!(
+            rules(validate(&order_update(), &twice)),
+            [("parameters.buttons[1].index".into(), "unique")]
+        );
+        let long = with(valid_params(), "/buttons/0/text", json!("x".repeat(2000)));
+        assert_eq!(
+            rules(validate(&order_update(), &long)),
+            [("parameters.buttons[index=0].text".into(), "rendered_length")]
+        );
+        let fits = with(valid_params(), "/buttons/0/text", json!("x".repeat(1960)));
+        assert!(validate(&order_update(), &fits).is_ok());
+    }
+
+    #[test]
     fn rendered_parts_keep_within_whatsapps_limits() {
         let long = "x".repeat(1000);
         let body = with(valid_params(), "/body/0", json!(long));
