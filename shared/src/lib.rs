@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod messages;
+pub mod notifications;
 pub mod pagination;
 pub mod presence;
 pub mod signal;

@@ -1,0 +1,6 @@
+//! `agent.notifications`: the messages upstream services publish to RabbitMQ, version 1 of
+//! their envelope (`schemas/agent-notifications.v1.json`), and why one may be refused.
+
+pub mod envelope;
+
+pub use envelope::{Envelope, Notification, Poison, parse};
