@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::Result;
 use crate::agents::Role;
+use crate::config::DatabaseSettings;
 use crate::events::{Event, EventSink};
 use crate::ids::{AgentId, TenantId};
 
@@ -59,6 +60,19 @@ pub struct Db {
 impl Db {
     pub fn new(pool: PgPool) -> Self {
         Self { pool, events: None }
+    }
+
+    /// The pool for a service: refuses a role that would bypass row-level security, but not an
+    /// unreachable database (readiness reports that, and the pool reconnects by itself).
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self> {
+        let db = Self::new(crate::db::pool(settings)?);
+        if let Err(err) = db.ensure_rls_applies().await {
+            if matches!(err, crate::Error::Validation(_)) {
+                return Err(err);
+            }
+            tracing::warn!(error = %err, "could not check the database role at start");
+        }
+        Ok(db)
     }
 
     /// Committed transactions hand their events to `sink` for publishing.

@@ -83,15 +83,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = Db::new(portal_shared::db::pool(&settings.database)?);
-    if let Err(err) = db.ensure_rls_applies().await {
-        // Only a definite "this role bypasses RLS" stops the start; an unreachable database
-        // does not (readiness reports it, and the pool reconnects).
-        if matches!(err, portal_shared::Error::Validation(_)) {
-            return Err(err.into());
-        }
-        tracing::warn!(error = %err, "could not check the database role at start");
-    }
+    let db = Db::connect(&settings.database).await?;
     let stop_events = CancellationToken::new();
     let redis = events::redis_connection(settings.redis.url.expose_secret())?;
     let (db, event_tasks) = start_event_publishing(db, redis.clone(), &settings, &stop_events);

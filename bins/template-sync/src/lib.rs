@@ -33,7 +33,7 @@ pub async fn run(
         .token_key
         .as_ref()
         .context("whatsapp.token_key is not set: access tokens cannot be decrypted")?;
-    let db = Db::new(portal_shared::db::pool(&settings.database)?);
+    let db = Db::connect(&settings.database).await?;
     let syncer = Syncer {
         db: db.clone(),
         client: GraphClient::new(&settings.whatsapp)?,
