@@ -6,6 +6,8 @@
 //! sockets whose rooms it concerns, exactly once and in order; [`session`] handles one
 //! connection from handshake to disconnect.
 
+pub mod compact;
+pub mod expiry;
 pub mod fanout;
 pub mod metrics;
 pub mod presence;
@@ -32,6 +34,8 @@ use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use tokio_util::sync::CancellationToken;
 
+use crate::compact::CompactRequests;
+use crate::expiry::Expiry;
 use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 use crate::presence::PresenceBoard;
@@ -40,6 +44,11 @@ use crate::session::Handshake;
 use crate::subscriber::Subscriber;
 
 pub const DEFAULT_PORT: u16 = 8081;
+
+/// tungstenite's read buffer per WebSocket, allocated up front (engine.io's default is
+/// 4 KiB). Browsers send small messages here (pongs, joins, a token refresh); a bigger one
+/// still fits, the buffer grows for it.
+const WS_READ_BUFFER: usize = 1024;
 
 /// What every connection's handlers share.
 #[derive(Debug)]
@@ -50,6 +59,7 @@ pub struct App {
     pub conversations: ConversationService,
     pub fanout: Fanout,
     pub presence: PresenceBoard,
+    pub expiry: Expiry,
     pub metrics: Metrics,
 }
 
@@ -65,7 +75,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = Db::new(portal_shared::db::pool(&settings.database)?);
+    let db = Db::connect(&settings.database).await?;
     let redis_url = settings.redis.url.expose_secret();
     let redis = events::redis_connection(redis_url)?;
     let metrics = Metrics::default();
@@ -82,9 +92,11 @@ pub async fn run(
         .ping_interval(Duration::from_millis(realtime.ping_interval_ms))
         .ping_timeout(Duration::from_millis(realtime.ping_timeout_ms))
         .max_buffer_size(realtime.max_buffered_packets)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .build_with_inner_svc(hyper::service::service_fn(move |req| {
             probes.clone().handle(req)
         }));
+    let service = CompactRequests(service);
 
     let fanout = Fanout::new(io.clone(), metrics.clone(), realtime.max_buffered_packets);
     let presence_channel = presence_channel(&settings.events.channel);
@@ -103,6 +115,7 @@ pub async fn run(
         conversations: ConversationService::new(db.clone()),
         fanout: fanout.clone(),
         presence: presence.clone(),
+        expiry: Expiry::default(),
         metrics: metrics.clone(),
     });
     let (on_connect, on_handshake) = (app.clone(), app.clone());
@@ -116,7 +129,9 @@ pub async fn run(
     );
 
     let stop = CancellationToken::new();
-    let mut tasks = Vec::new();
+    let mut tasks = vec![tokio::spawn(
+        app.expiry.clone().run(io.clone(), stop.clone()),
+    )];
     if realtime.enabled {
         let subscriber = Subscriber {
             client: redis::Client::open(redis_url)?,

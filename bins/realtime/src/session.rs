@@ -67,9 +67,23 @@ enum Start {
 }
 
 impl Session {
-    async fn wait_live(&self) {
+    /// The token's `exp` (seconds since the epoch).
+    pub(crate) fn expires_at(&self) -> i64 {
+        self.expires_at.load(Ordering::Relaxed)
+    }
+
+    /// True once the socket disconnected.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Until the socket is caught up and in its rooms; false if it went away first.
+    async fn wait_live(&self) -> bool {
         let mut live = self.live.subscribe();
-        let _ = live.wait_for(|live| *live).await;
+        tokio::select! {
+            caught_up = live.wait_for(|live| *live) => caught_up.is_ok(),
+            () = self.closed.cancelled() => false,
+        }
     }
 }
 
@@ -163,7 +177,7 @@ pub async fn connected(app: Arc<App>, socket: SocketRef) {
         disconnected(app, socket).await;
         return;
     }
-    tokio::spawn(expire(socket.clone(), session.clone()));
+    app.expiry.watch(socket.id, &session);
 
     match catch_up(&app, &socket, &session, &rooms).await {
         Ok(true) => {
@@ -278,28 +292,6 @@ async fn emit_replayed(socket: &SocketRef, event: &Outgoing) -> anyhow::Result<(
     }
 }
 
-/// Ends the connection when its token expires, unless `auth:refresh` moved the expiry on.
-async fn expire(socket: SocketRef, session: Arc<Session>) {
-    loop {
-        let now = chrono::Utc::now().timestamp();
-        let expires_at = session.expires_at.load(Ordering::Relaxed);
-        if expires_at <= now {
-            tracing::info!(sid = %socket.id, "token expired: disconnecting");
-            let _ = socket.emit(
-                "auth:expired",
-                &json!({ "reason": "the token has expired" }),
-            );
-            let _ = socket.disconnect();
-            return;
-        }
-        let wait = Duration::from_secs(u64::try_from(expires_at - now).unwrap_or(1));
-        tokio::select! {
-            () = session.closed.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
 /// `{ "ok": false, "error": { status, detail } }`: the acknowledgement of a refused request,
 /// shaped like the API's problem bodies.
 fn refused(status: u16, detail: &str) -> Value {
@@ -348,7 +340,9 @@ async fn join_conversation(app: Arc<App>, socket: SocketRef, body: Option<Value>
         }
     };
     // Joined only once caught up, so the conversation's events cannot overtake the replay.
-    session.wait_live().await;
+    if !session.wait_live().await {
+        return;
+    }
     let room = Room::Conversation(id).to_string();
     if let Err(err) = app.conversations.get(&session.ctx, id).await {
         let _ = ack.send(&refused_for(&err));
