@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::receipts;
 use super::repo::{self, Claim};
 use super::service::{MAX_FAILURE_REASON_CHARS, StatusChange, apply_status};
 use super::{Message, MessageStatus};
@@ -171,10 +172,14 @@ impl Dispatcher {
             Ok(accepted) => {
                 repo::release(&mut tx, claim).await?;
                 let change = StatusChange {
-                    external_id: accepted.external_id,
+                    external_id: accepted.external_id.clone(),
                     ..StatusChange::to(MessageStatus::Sent)
                 };
                 set_status(&mut tx, &message, change).await?;
+                // Receipts that overtook the transformer's answer.
+                if let Some(external_id) = &accepted.external_id {
+                    receipts::apply_kept(&mut tx, external_id).await?;
+                }
                 self.metrics.record("sent");
                 tracing::info!("message sent");
             }

@@ -5,6 +5,7 @@
 //! Outbound Transformer.
 
 pub mod dispatcher;
+pub mod receipts;
 mod repo;
 pub mod service;
 pub mod status;

@@ -148,6 +148,23 @@ pub(super) async fn find(tx: &mut TenantTx, id: MessageId, lock: bool) -> Result
     Ok(row.map(Into::into))
 }
 
+/// The message WhatsApp knows by `external_id`, locked for update.
+pub(super) async fn find_by_external_id(
+    tx: &mut TenantTx,
+    external_id: &str,
+) -> Result<Option<Message>> {
+    let id: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE tenant_id = $1 AND external_id = $2")
+            .bind(tx.tenant_id().0)
+            .bind(external_id)
+            .fetch_optional(tx.conn())
+            .await?;
+    match id {
+        Some(id) => find(tx, MessageId(id), true).await,
+        None => Ok(None),
+    }
+}
+
 /// The message an agent sent with this idempotency key, and the hash of that request.
 #[tracing::instrument(skip(tx, key), fields(tenant_id = %tx.tenant_id()))]
 pub(super) async fn find_by_idempotency_key(

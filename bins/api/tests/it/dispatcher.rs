@@ -1,11 +1,14 @@
 //! Delivery to the Outbound Transformer, a real HTTP server per test: success, retries,
-//! refusals, timeouts, an outage, competing dispatchers, and a dispatcher killed mid-flight.
+//! refusals, timeouts, an outage, competing dispatchers, and a dispatcher killed mid-flight;
+//! and WhatsApp's receipts, out of order or ahead of the message they refer to.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use portal_shared::auth::Authenticator;
 use portal_shared::config::Settings;
+use portal_shared::messages::receipts::{self, Receipt, ReceiptOutcome};
 use portal_shared::messages::{DeliveryMetrics, Dispatcher};
 use portal_shared::tenancy::Db;
 use serde_json::{Value, json};
@@ -464,4 +467,98 @@ async fn a_message_marked_failed_before_delivery_is_not_sent() {
     assert_eq!(app.message_status(id).await, "failed");
     stop.cancel();
     dispatcher.await.unwrap();
+}
+
+/// Applies WhatsApp receipts as the queue consumer will, in a transaction of the agent's tenant.
+async fn receipt(app: &TestApp, token: &str, wamid: &str, status: &str) -> ReceiptOutcome {
+    let settings = Settings::load_from(
+        None,
+        [
+            ("PORTAL__DATABASE__URL".to_string(), app.app_url.clone()),
+            ("PORTAL__AUTH__JWT_SECRET".to_string(), SECRET.to_string()),
+        ],
+    )
+    .unwrap();
+    let db = Db::new(portal_shared::db::pool(&settings.database).unwrap());
+    let ctx = Authenticator::new(&settings.auth, db.clone())
+        .unwrap()
+        .authenticate(token)
+        .await
+        .unwrap();
+    let mut tx = db.begin(&ctx).await.unwrap();
+    let outcome = receipts::apply(
+        &mut tx,
+        &Receipt {
+            whatsapp_message_id: wamid.to_string(),
+            status: serde_json::from_value(json!(status)).unwrap(),
+            failure_reason: None,
+            at: chrono::Utc::now(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    outcome
+}
+
+#[tokio::test]
+async fn receipts_out_of_order_never_move_a_status_backwards() {
+    let server = transformer_answering_first_with(accept()).await;
+    let app = app_delivering_to(&format!("{}/messages", server.uri()), &[]).await;
+    let w = World::new(&app).await;
+    let conv = conversation(&app, &w).await;
+    let id = app.send_text(conv, &w.agent_token, "hello").await;
+    app.wait_for_status(id, "sent").await;
+    let wamid = format!("wamid.{id}");
+
+    assert_eq!(
+        receipt(&app, &w.agent_token, &wamid, "read").await,
+        ReceiptOutcome::Applied
+    );
+    // The late `delivered` changes nothing, and writes no event.
+    assert_eq!(
+        receipt(&app, &w.agent_token, &wamid, "delivered").await,
+        ReceiptOutcome::Ignored
+    );
+    assert_eq!(app.message_status(id).await, "read");
+    let statuses: Vec<String> = app
+        .events(w.a)
+        .await
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "message:status")
+        .map(|(_, _, p)| p["message"]["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["sent", "read"]);
+}
+
+#[tokio::test]
+async fn a_receipt_before_its_message_is_known_is_kept_and_applied_when_it_is() {
+    let server = transformer_answering_first_with(accept()).await;
+    let url = format!("{}/messages", server.uri());
+    // The API's own dispatcher is off: the message waits, without its WhatsApp id.
+    let app = TestApp::spawn().await;
+    let w = World::new(&app).await;
+    let conv = conversation(&app, &w).await;
+    let id = app.send_text(conv, &w.agent_token, "hello").await;
+    let wamid = format!("wamid.{id}");
+
+    assert_eq!(
+        receipt(&app, &w.agent_token, &wamid, "delivered").await,
+        ReceiptOutcome::Kept
+    );
+    assert_eq!(
+        receipt(&app, &w.agent_token, &wamid, "delivered").await,
+        ReceiptOutcome::Kept
+    );
+    assert_eq!(app.message_status(id).await, "pending");
+
+    let (task, stop) = start_dispatcher(&app, &url, &[]);
+    app.wait_for_status(id, "delivered").await;
+    stop.cancel();
+    task.await.unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_receipts")
+        .fetch_one(&app.owner)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "applied once, then forgotten");
 }

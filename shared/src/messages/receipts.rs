@@ -1,0 +1,99 @@
+//! WhatsApp delivery receipts, by WhatsApp message id.
+//!
+//! They arrive out of order (a `delivered` after its `read`) and sometimes before the message
+//! they refer to has its WhatsApp id (the receipt overtook the transformer's answer). The status
+//! rules are the messages module's own ([`super::status`]): a receipt never moves a status
+//! backwards. A receipt for an id no message has yet is kept in `pending_receipts` and applied
+//! when a message gets that id ([`apply_kept`]).
+
+use chrono::{DateTime, Utc};
+
+use super::service::{StatusOutcome, apply_status};
+use super::{MessageStatus, StatusChange, repo};
+use crate::tenancy::TenantTx;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub whatsapp_message_id: String,
+    pub status: MessageStatus,
+    pub failure_reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    Applied,
+    /// The message already had this status, or a later one.
+    Ignored,
+    /// No message has this WhatsApp id yet: kept until one does.
+    Kept,
+}
+
+/// Applies a receipt in the transaction's tenant.
+pub async fn apply(tx: &mut TenantTx, receipt: &Receipt) -> Result<ReceiptOutcome> {
+    if receipt.status == MessageStatus::Pending {
+        return Err(Error::invalid(
+            "status",
+            "a receipt cannot make a message pending",
+        ));
+    }
+    let Some(message) = repo::find_by_external_id(tx, &receipt.whatsapp_message_id).await? else {
+        sqlx::query(
+            "INSERT INTO pending_receipts (tenant_id, external_id, status, failure_reason, occurred_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(tx.tenant_id().0)
+        .bind(&receipt.whatsapp_message_id)
+        .bind(receipt.status)
+        .bind(&receipt.failure_reason)
+        .bind(receipt.at)
+        .execute(tx.conn())
+        .await?;
+        return Ok(ReceiptOutcome::Kept);
+    };
+    let change = StatusChange {
+        failure_reason: receipt.failure_reason.clone(),
+        ..StatusChange::to(receipt.status)
+    };
+    Ok(match apply_status(tx, message, &change).await? {
+        StatusOutcome::Applied(_) => ReceiptOutcome::Applied,
+        StatusOutcome::Unchanged(_) | StatusOutcome::Refused(_) => ReceiptOutcome::Ignored,
+    })
+}
+
+/// Applies, in status order, the receipts kept for `whatsapp_message_id`, now that a message
+/// has it; returns how many moved its status.
+pub async fn apply_kept(tx: &mut TenantTx, whatsapp_message_id: &str) -> Result<usize> {
+    let kept: Vec<(MessageStatus, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+        "DELETE FROM pending_receipts WHERE tenant_id = $1 AND external_id = $2 \
+         RETURNING status, failure_reason, occurred_at",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(whatsapp_message_id)
+    .fetch_all(tx.conn())
+    .await?;
+    let mut kept = kept;
+    // The order a message goes through them; `failed` last, where it can only be refused
+    // after a delivery (a failure after `sent` still applies).
+    kept.sort_by_key(|(status, _, _)| match status {
+        MessageStatus::Pending => 0,
+        MessageStatus::Sent => 1,
+        MessageStatus::Failed => 2,
+        MessageStatus::Delivered => 3,
+        MessageStatus::Read => 4,
+    });
+    let mut applied = 0;
+    for (status, failure_reason, at) in kept {
+        let receipt = Receipt {
+            whatsapp_message_id: whatsapp_message_id.to_string(),
+            status,
+            failure_reason,
+            at,
+        };
+        if apply(tx, &receipt).await? == ReceiptOutcome::Applied {
+            applied += 1;
+        }
+    }
+    Ok(applied)
+}
