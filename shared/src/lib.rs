@@ -17,6 +17,7 @@ pub mod messages;
 pub mod notifications;
 pub mod pagination;
 pub mod presence;
+pub mod readiness;
 pub mod signal;
 pub mod telemetry;
 pub mod templates;

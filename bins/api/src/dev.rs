@@ -10,14 +10,10 @@ use poem::{Route, Server, handler, post};
 use portal_shared::agents::Role;
 use portal_shared::auth::mint_dev_token;
 use portal_shared::config::Settings;
-use portal_shared::events;
 use portal_shared::ids::{AgentId, TenantId};
-use portal_shared::templates::cache::TemplateCache;
 use portal_shared::templates::sync::Syncer;
 use portal_shared::tenancy::Db;
-use portal_shared::whatsapp::{GraphClient, TokenCipher};
 use portal_shared::{db, demo};
-use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -87,14 +83,12 @@ fn accept_message(
 /// templates, as the template-sync CronJob would; returns the summary line.
 async fn sync_demo_templates(owner: &sqlx::PgPool, settings: &Settings) -> String {
     let run = async {
-        let key = settings
-            .whatsapp
-            .token_key
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("whatsapp.token_key is not set"))?;
-        let cipher = TokenCipher::new(key)?;
+        let db = Db::new(db::pool(&settings.database)?);
+        let syncer = Syncer::new(db.clone(), settings)?;
         let tenant = TenantId(demo::TENANT);
-        let (nonce, sealed) = cipher.seal(tenant, crate::dev_whatsapp::DEMO_ACCESS_TOKEN)?;
+        let (nonce, sealed) = syncer
+            .cipher
+            .seal(tenant, crate::dev_whatsapp::DEMO_ACCESS_TOKEN)?;
         sqlx::query(
             "INSERT INTO whatsapp_accounts (tenant_id, waba_id, token_nonce, token_ciphertext) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO NOTHING",
@@ -105,16 +99,6 @@ async fn sync_demo_templates(owner: &sqlx::PgPool, settings: &Settings) -> Strin
         .bind(&sealed)
         .execute(owner)
         .await?;
-        let db = Db::new(db::pool(&settings.database)?);
-        let syncer = Syncer {
-            db: db.clone(),
-            client: GraphClient::new(&settings.whatsapp)?,
-            cipher,
-            cache: TemplateCache::new(
-                events::redis_connection(settings.redis.url.expose_secret())?,
-                Duration::from_secs(settings.templates.cache_ttl_secs),
-            ),
-        };
         let summary = syncer.sync(tenant, &CancellationToken::new()).await;
         db.close().await;
         anyhow::Ok(summary.to_string())

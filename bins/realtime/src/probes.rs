@@ -3,7 +3,6 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -70,11 +69,7 @@ impl Probes {
         if !self.enabled {
             return json_reply(StatusCode::OK, json!({ "status": "disabled" }));
         }
-        let postgres = match tokio::time::timeout(Duration::from_secs(1), self.db.ping()).await {
-            Ok(Ok(())) => "ok".to_string(),
-            Ok(Err(err)) => err.to_string(),
-            Err(_) => "timed out".to_string(),
-        };
+        let postgres = portal_shared::readiness::check(self.db.ping()).await;
         let redis = if self.subscribed.load(Ordering::Relaxed) {
             "ok"
         } else {

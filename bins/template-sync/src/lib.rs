@@ -1,17 +1,12 @@
 //! template-sync as a library: [`run`] syncs the given tenants (or every tenant with a WhatsApp
 //! Business Account) one after the other and returns one summary per tenant.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use portal_shared::config::Settings;
-use portal_shared::events;
 use portal_shared::ids::TenantId;
-use portal_shared::templates::cache::TemplateCache;
 use portal_shared::templates::sync::{Outcome, Summary, Syncer};
 use portal_shared::tenancy::Db;
-use portal_shared::whatsapp::{GraphClient, TokenCipher, accounts};
-use secrecy::ExposeSecret;
+use portal_shared::whatsapp::accounts;
 use tokio_util::sync::CancellationToken;
 
 /// Exit status when every tenant synced (or was skipped because another run holds it).
@@ -28,21 +23,8 @@ pub async fn run(
     only: Option<TenantId>,
     stop: CancellationToken,
 ) -> anyhow::Result<Vec<Summary>> {
-    let key = settings
-        .whatsapp
-        .token_key
-        .as_ref()
-        .context("whatsapp.token_key is not set: access tokens cannot be decrypted")?;
     let db = Db::connect(&settings.database).await?;
-    let syncer = Syncer {
-        db: db.clone(),
-        client: GraphClient::new(&settings.whatsapp)?,
-        cipher: TokenCipher::new(key)?,
-        cache: TemplateCache::new(
-            events::redis_connection(settings.redis.url.expose_secret())?,
-            Duration::from_secs(settings.templates.cache_ttl_secs),
-        ),
-    };
+    let syncer = Syncer::new(db.clone(), settings)?;
     let tenants = match only {
         Some(tenant) => vec![tenant],
         None => accounts::tenants(&db)

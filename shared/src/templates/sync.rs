@@ -6,12 +6,16 @@
 //! between pages rolls the transaction back: nothing is ever half-written.
 
 use std::fmt;
+use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::TemplateCache;
 use super::repo::{self, Fetched, SyncCounts};
+use crate::config::Settings;
+use crate::events;
 use crate::ids::TenantId;
 use crate::tenancy::Db;
 use crate::whatsapp::{GraphClient, GraphError, TokenCipher, accounts};
@@ -81,6 +85,26 @@ pub struct Syncer {
 }
 
 impl Syncer {
+    /// From configuration: the Graph API client, the token cipher (`whatsapp.token_key` is
+    /// required: without it no access token can be decrypted) and the Redis cache.
+    pub fn new(db: Db, settings: &Settings) -> crate::Result<Self> {
+        let key = settings.whatsapp.token_key.as_ref().ok_or_else(|| {
+            crate::Error::invalid(
+                "whatsapp.token_key",
+                "is not set: access tokens cannot be decrypted",
+            )
+        })?;
+        Ok(Self {
+            db,
+            client: GraphClient::new(&settings.whatsapp)?,
+            cipher: TokenCipher::new(key)?,
+            cache: TemplateCache::new(
+                events::redis_connection(settings.redis.url.expose_secret())?,
+                Duration::from_secs(settings.templates.cache_ttl_secs),
+            ),
+        })
+    }
+
     pub async fn sync(&self, tenant: TenantId, stop: &CancellationToken) -> Summary {
         let outcome = match self.run(tenant, stop).await {
             Ok(outcome) => outcome,

@@ -6,6 +6,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{IntoResponse, Response, handler};
 use portal_shared::messages::dispatcher;
+use portal_shared::readiness::check;
 use portal_shared::tenancy::Db;
 use redis::aio::ConnectionManager;
 use serde_json::json;
@@ -56,14 +57,6 @@ pub async fn readyz(db: Data<&Db>, redis: Data<&Redis>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     })
     .into_response()
-}
-
-async fn check(probe: impl Future<Output = portal_shared::Result<()>>) -> String {
-    match tokio::time::timeout(Duration::from_secs(1), probe).await {
-        Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(err)) => err.to_string(),
-        Err(_) => "timed out".to_string(),
-    }
 }
 
 #[handler]
