@@ -22,6 +22,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub amqp: AmqpSettings,
+    pub consumer: ConsumerSettings,
     pub auth: AuthSettings,
     pub transformer: TransformerSettings,
     pub dispatcher: DispatcherSettings,
@@ -69,6 +70,43 @@ pub struct RedisSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AmqpSettings {
     pub url: SecretString,
+}
+
+/// The queue consumer (`bins/queue-consumer`) of `agent.notifications`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerSettings {
+    /// The queue; its dead-letter exchange, dead-letter queue and wait queue are named after it
+    /// (`{queue}.dlx`, `{queue}.dlq`, `{queue}.wait`).
+    pub queue: String,
+    /// Unacknowledged messages the broker may hand this process at once.
+    pub prefetch: u16,
+    /// Messages applied at once. Messages about the same conversation (or WhatsApp message, or
+    /// customer) go to the same worker, so they are applied in the order they arrived.
+    pub concurrency: u16,
+    /// The queue's `x-delivery-limit`: a message delivered this often without being
+    /// acknowledged (the consumer keeps crashing on it) is dead-lettered by the broker.
+    pub delivery_limit: u32,
+    /// Reconnecting to the broker: the first delay, doubled up to the maximum, with jitter.
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// Retrying a message whose transaction failed for a transient reason (Postgres down, a
+    /// concurrent transaction won): the first delay, doubled up to the maximum, with jitter.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// A message naming a conversation or agent the tenant does not have yet waits this long in
+    /// the wait queue before it is tried again ...
+    pub missing_retry_ms: u64,
+    /// ... and is dead-lettered (`unknown_reference`) once this long has passed since it was
+    /// first received.
+    pub missing_wait_secs: u64,
+    /// A receipt for a WhatsApp id no message has is kept this long, then dead-lettered
+    /// (`unknown_message`).
+    pub receipt_wait_secs: u64,
+    /// How often kept receipts and processed ids are swept, and the queue depth sampled.
+    pub sweep_interval_secs: u64,
+    /// Applied `event_id`s are remembered this long (a redelivery older than this would apply
+    /// again).
+    pub processed_retention_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -225,6 +263,21 @@ url = "redis://127.0.0.1:6379"
 
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+
+[consumer]
+queue = "agent.notifications"
+prefetch = 64
+concurrency = 16
+delivery_limit = 20
+reconnect_initial_ms = 500
+reconnect_max_ms = 30000
+retry_initial_ms = 100
+retry_max_ms = 10000
+missing_retry_ms = 5000
+missing_wait_secs = 300
+receipt_wait_secs = 3600
+sweep_interval_secs = 30
+processed_retention_hours = 336
 
 [auth]
 issuer = "agent-portal-auth"
@@ -411,6 +464,25 @@ impl Settings {
             return bad(
                 "realtime.ping_interval_ms",
                 "ping_interval_ms and ping_timeout_ms must be at least 1",
+            );
+        }
+        let consumer = &self.consumer;
+        if consumer.queue.is_empty() || consumer.queue.len() > 200 {
+            return bad("consumer.queue", "must be 1 to 200 characters");
+        }
+        if consumer.prefetch == 0 || consumer.concurrency == 0 {
+            return bad(
+                "consumer.prefetch",
+                "prefetch and concurrency must be at least 1",
+            );
+        }
+        if consumer.delivery_limit == 0 {
+            return bad("consumer.delivery_limit", "must be at least 1");
+        }
+        if consumer.missing_retry_ms == 0 || consumer.sweep_interval_secs == 0 {
+            return bad(
+                "consumer.missing_retry_ms",
+                "missing_retry_ms and sweep_interval_secs must be at least 1",
             );
         }
         let dispatcher = &self.dispatcher;

@@ -39,6 +39,12 @@ pub enum Error {
     Forbidden(String),
 
     /// A dependency (Postgres, the JWKS endpoint, …) is not answering; try again later.
+    /// A concurrent transaction won (serialization failure, deadlock, or both inserting the
+    /// same row): the same request, retried, will see its result. Unlike [`Error::Conflict`],
+    /// nothing is wrong with the request.
+    #[error("{0}")]
+    Contention(String),
+
     #[error("service unavailable: {0}")]
     Unavailable(String),
 
@@ -73,6 +79,12 @@ impl FieldError {
 }
 
 impl Error {
+    /// Worth retrying unchanged: the database was unreachable or busy, or a concurrent
+    /// transaction won.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Contention(_))
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }
@@ -104,8 +116,10 @@ impl From<sqlx::Error> for Error {
             }
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 // serialization_failure, deadlock_detected: the caller may retry.
-                Some("40001") | Some("40P01") => {
-                    Self::Conflict("a concurrent change won; retry".into())
+                // unique_violation: every insert that can race is written to skip an existing
+                // row, so one that still collides lost a race to a concurrent insert.
+                Some("40001") | Some("40P01") | Some("23505") => {
+                    Self::Contention("a concurrent change won; retry".into())
                 }
                 // lock_not_available, query_canceled (statement_timeout)
                 Some("55P03") | Some("57014") => Self::Unavailable("the database is busy".into()),

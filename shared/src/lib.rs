@@ -6,8 +6,10 @@
 
 pub mod agents;
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod conversations;
+pub mod customers;
 pub mod db;
 pub mod demo;
 pub mod error;

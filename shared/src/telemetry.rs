@@ -83,3 +83,17 @@ pub fn init(
 pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
     TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers))
 }
+
+/// The trace context carried by `traceparent`/`tracestate` in a message's headers (AMQP).
+pub fn extract_context_from<'a>(
+    headers: impl IntoIterator<Item = (&'a str, String)>,
+) -> opentelemetry::Context {
+    let carrier: std::collections::HashMap<String, String> = headers
+        .into_iter()
+        .filter(|(k, _)| {
+            k.eq_ignore_ascii_case("traceparent") || k.eq_ignore_ascii_case("tracestate")
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    TraceContextPropagator::new().extract(&carrier)
+}

@@ -129,6 +129,15 @@ impl Db {
     }
 }
 
+/// Whether the transaction's tenant exists (a notification may name one that does not).
+pub(crate) async fn tenant_exists(tx: &mut TenantTx) -> Result<bool> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
+        .bind(tx.tenant_id().0)
+        .fetch_one(tx.conn())
+        .await?;
+    Ok(exists)
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct PoolUsage {
     pub size: u32,

@@ -16,17 +16,15 @@ use poem_openapi::OpenApiService;
 use portal_shared::auth::Authenticator;
 use portal_shared::config::Settings;
 use portal_shared::conversations::ConversationService;
-use portal_shared::events::{self, EventPublisher, EventRelay};
+use portal_shared::events;
 use portal_shared::messages::{DeliveryMetrics, Dispatcher, MessageService};
 use portal_shared::presence::Presence;
 use portal_shared::templates::cache::TemplateCache;
 use portal_shared::templates::service::TemplateService;
 use portal_shared::tenancy::Db;
 use portal_shared::whatsapp::TokenCipher;
-use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::metrics::Metrics;
@@ -86,7 +84,7 @@ pub async fn run(
     let db = Db::connect(&settings.database).await?;
     let stop_events = CancellationToken::new();
     let redis = events::redis_connection(settings.redis.url.expose_secret())?;
-    let (db, event_tasks) = start_event_publishing(db, redis.clone(), &settings, &stop_events);
+    let (db, event_tasks) = events::start_publishing(db, redis.clone(), &settings, &stop_events);
     let presence = Presence::new(
         redis.clone(),
         Duration::from_secs(settings.presence.ttl_secs),
@@ -174,35 +172,4 @@ pub async fn run(
     db.close().await;
     tracing::info!("api stopped");
     Ok(())
-}
-
-/// Starts the publisher of this process's events and the relay, as configured; returns the
-/// database handle whose transactions feed the publisher.
-fn start_event_publishing(
-    db: Db,
-    redis: ConnectionManager,
-    settings: &Settings,
-    stop: &CancellationToken,
-) -> (Db, Vec<JoinHandle<()>>) {
-    let events = &settings.events;
-    let mut tasks = Vec::new();
-    let mut db = db;
-    if events.publish {
-        let (sink, publisher) =
-            EventPublisher::new(db.clone(), redis.clone(), events.channel.clone());
-        db = db.with_event_sink(sink);
-        tasks.push(tokio::spawn(publisher.run(stop.clone())));
-    }
-    if events.relay_enabled {
-        let relay = EventRelay::new(
-            db.clone(),
-            redis.clone(),
-            events.channel.clone(),
-            Duration::from_millis(events.relay_interval_ms),
-            Duration::from_millis(events.relay_min_age_ms),
-            Duration::from_secs(events.retention_hours * 3600),
-        );
-        tasks.push(tokio::spawn(relay.run(stop.clone())));
-    }
-    (db, tasks)
 }

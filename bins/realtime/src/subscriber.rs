@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use portal_shared::backoff::Backoff;
 use portal_shared::events::{self, Event, Replay};
 use portal_shared::ids::TenantId;
 use portal_shared::tenancy::Db;
-use rand::Rng;
 use redis::aio::{PubSubSink, PubSubStream};
 use socketioxide::SocketIo;
 use tokio_util::sync::CancellationToken;
@@ -46,12 +46,12 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         loop {
             match self.subscribe().await {
                 Ok((sink, stream)) => {
                     tracing::info!(channel = %self.events_channel, "subscribed to events");
-                    backoff = BACKOFF_MIN;
+                    backoff.reset();
                     self.set_up(true);
                     self.catch_up().await;
                     self.pump(sink, stream, &stop).await;
@@ -63,14 +63,11 @@ impl Subscriber {
                 }
                 Err(err) => tracing::warn!(error = %err, "could not subscribe to Redis"),
             }
-            // Equal jitter, so pods that lost Redis together do not return together.
-            let half = backoff / 2;
-            let wait = half + rand::rng().random_range(Duration::ZERO..=half);
+            // Jittered, so pods that lost Redis together do not return together.
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(backoff.next_delay()) => {}
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 

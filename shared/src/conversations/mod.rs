@@ -15,7 +15,7 @@ use crate::ids::{AgentId, ConversationId, CustomerId};
 use crate::pagination::PageRequest;
 
 pub(crate) use repo::Visibility;
-pub use service::{ConversationPatch, ConversationService};
+pub use service::{ConversationPatch, ConversationService, PlatformChange, PlatformConversation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, Enum)]
 #[sqlx(type_name = "conversation_state", rename_all = "lowercase")]

@@ -120,6 +120,50 @@ pub(crate) async fn find(
     Ok(row.map(Into::into))
 }
 
+/// The id of the conversation upstream knows by `state_manager_id`, locked for update.
+pub(crate) async fn lock_by_state_manager_id(
+    tx: &mut TenantTx,
+    state_manager_id: &str,
+) -> Result<Option<ConversationId>> {
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM conversations WHERE tenant_id = $1 AND state_manager_id = $2 FOR UPDATE",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(state_manager_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(id.map(ConversationId))
+}
+
+/// A conversation opened by the platform.
+#[derive(Debug)]
+pub(super) struct NewConversation<'a> {
+    pub id: ConversationId,
+    pub customer: CustomerId,
+    pub state: ConversationState,
+    pub assignee: Option<AgentId>,
+    pub state_manager_id: &'a str,
+    pub genesys_conversation_id: Option<&'a str>,
+}
+
+pub(super) async fn insert(tx: &mut TenantTx, new: &NewConversation<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO conversations (tenant_id, id, customer_id, state, assigned_agent_id, \
+             state_manager_id, genesys_conversation_id, closed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $4 = 'closed'::conversation_state THEN now() END)",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(new.id.0)
+    .bind(new.customer.0)
+    .bind(new.state)
+    .bind(new.assignee.map(|a| a.0))
+    .bind(new.state_manager_id)
+    .bind(new.genesys_conversation_id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
 /// Sets assignee and state together (the table's checks keep them consistent).
 #[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
 pub(super) async fn set_assignment(
@@ -201,7 +245,7 @@ pub(super) async fn record_assignment(
     kind: AssignmentKind,
     from: Option<AgentId>,
     to: Option<AgentId>,
-    actor: AgentId,
+    actor: Option<AgentId>,
     note: Option<&str>,
 ) -> Result<()> {
     let tenant_id = tx.tenant_id().0;
@@ -214,7 +258,7 @@ pub(super) async fn record_assignment(
         kind as AssignmentKind,
         from.map(|a| a.0),
         to.map(|a| a.0),
-        actor.0,
+        actor.map(|a| a.0),
         note
     )
     .execute(tx.conn())

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::agents;
 use crate::events::{self, EventType};
-use crate::ids::{AgentId, ConversationId};
+use crate::ids::{AgentId, ConversationId, CustomerId};
 use crate::pagination::Page;
 use crate::tenancy::{Db, TenantCtx, TenantTx};
 use crate::{Error, FieldError, Result};
@@ -139,43 +139,14 @@ impl ConversationService {
             require_acting_assignee(ctx, &current)?;
         }
 
-        // Unassigning puts an active conversation back in the queue; assigning a waiting one
-        // makes it active, unless the caller asked for a state explicitly.
-        let state = match (patch.state, assignee) {
-            (Some(ConversationState::Active), None) => {
-                return Err(Error::Conflict(
-                    "an active conversation needs an assignee".into(),
-                ));
-            }
-            (Some(state), _) => state,
-            (None, None) => ConversationState::Waiting,
-            (None, Some(_)) if current_assignee.is_none() => ConversationState::Active,
-            (None, Some(_)) => current.state,
-        };
-
+        let state = next_state(current_assignee, current.state, assignee, patch.state)?;
         if assignee == current_assignee && state == current.state {
             tx.commit().await?;
             return Ok(current);
         }
-        repo::set_assignment(&mut tx, id, assignee, state).await?;
-        if assignee != current_assignee {
-            let kind = match (current_assignee, assignee) {
-                (_, None) => AssignmentKind::Unassigned,
-                (None, Some(_)) => AssignmentKind::Assigned,
-                (Some(_), Some(_)) => AssignmentKind::Transferred,
-            };
-            repo::record_assignment(
-                &mut tx,
-                id,
-                kind,
-                current_assignee,
-                assignee,
-                ctx.agent_id(),
-                None,
-            )
-            .await?;
-        }
-        finish(tx, &current, EventType::ConversationUpdated).await
+        let changed = reassign(&mut tx, &current, assignee, state, Some(ctx.agent_id())).await?;
+        tx.commit().await?;
+        Ok(changed)
     }
 
     /// Hands the conversation to another active agent of the tenant, with an optional note.
@@ -209,7 +180,7 @@ impl ConversationService {
             AssignmentKind::Transferred,
             from,
             Some(to),
-            ctx.agent_id(),
+            Some(ctx.agent_id()),
             note.as_deref(),
         )
         .await?;
@@ -234,6 +205,143 @@ impl ConversationService {
         require_acting_assignee(ctx, &current)?;
         repo::close(&mut tx, id, reason.as_deref()).await?;
         finish(tx, &current, EventType::ConversationUpdated).await
+    }
+
+    /// `conversation.created` from the platform: opens the conversation, for the customer
+    /// already found or created by phone. One that exists already (the same `state_manager_id`)
+    /// takes the notification's state and assignment instead, as an update would.
+    pub async fn open_from_platform(
+        tx: &mut TenantTx,
+        customer: CustomerId,
+        opened: &PlatformConversation,
+    ) -> Result<PlatformChange> {
+        if let Some(id) = repo::lock_by_state_manager_id(tx, &opened.state_manager_id).await? {
+            return Self::change_existing(tx, id, opened.state, opened.assignee).await;
+        }
+        let assignee = opened.assignee.flatten();
+        if let Some(agent) = assignee {
+            require_platform_assignee(tx, agent).await?;
+        }
+        // As if it had been waiting in the queue until now.
+        let state = next_state(None, ConversationState::Waiting, assignee, opened.state)?;
+        let id = ConversationId::new();
+        repo::insert(
+            tx,
+            &repo::NewConversation {
+                id,
+                customer,
+                state,
+                assignee,
+                state_manager_id: &opened.state_manager_id,
+                genesys_conversation_id: opened.genesys_conversation_id.as_deref(),
+            },
+        )
+        .await?;
+        if assignee.is_some() {
+            repo::record_assignment(tx, id, AssignmentKind::Assigned, None, assignee, None, None)
+                .await?;
+        }
+        let conversation = found(repo::find(tx, id, false).await?, id)?;
+        events::append(
+            tx,
+            EventType::ConversationNew,
+            &serde_json::json!({ "conversation": conversation }),
+        )
+        .await?;
+        Ok(PlatformChange::Changed(conversation))
+    }
+
+    /// `conversation.updated` from the platform: the State Manager or Genesys decided a state
+    /// or an assignment. The platform may assign any active agent of the tenant; the state
+    /// follows the assignment by the same rules as an agent's change.
+    pub async fn update_from_platform(
+        tx: &mut TenantTx,
+        state_manager_id: &str,
+        state: Option<ConversationState>,
+        assignee: Option<Option<AgentId>>,
+    ) -> Result<PlatformChange> {
+        let id = repo::lock_by_state_manager_id(tx, state_manager_id)
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "conversation",
+            })?;
+        Self::change_existing(tx, id, state, assignee).await
+    }
+
+    /// `conversation.closed` from the platform; closing a closed conversation changes nothing.
+    pub async fn close_from_platform(
+        tx: &mut TenantTx,
+        state_manager_id: &str,
+        reason: Option<String>,
+    ) -> Result<PlatformChange> {
+        let reason = optional_text("reason", reason, MAX_CLOSE_REASON_CHARS)?;
+        let id = repo::lock_by_state_manager_id(tx, state_manager_id)
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "conversation",
+            })?;
+        let current = found(repo::find(tx, id, false).await?, id)?;
+        if current.state == ConversationState::Closed {
+            return Ok(PlatformChange::Unchanged(current));
+        }
+        repo::close(tx, id, reason.as_deref()).await?;
+        record_change(tx, &current, EventType::ConversationUpdated)
+            .await
+            .map(PlatformChange::Changed)
+    }
+
+    /// A locked conversation takes a state and/or assignment from the platform. A closed one
+    /// stays closed: a late update cannot reopen it.
+    async fn change_existing(
+        tx: &mut TenantTx,
+        id: ConversationId,
+        state: Option<ConversationState>,
+        assignee: Option<Option<AgentId>>,
+    ) -> Result<PlatformChange> {
+        let current = found(repo::find(tx, id, false).await?, id)?;
+        if current.state == ConversationState::Closed {
+            return Ok(PlatformChange::Unchanged(current));
+        }
+        if state == Some(ConversationState::Closed) {
+            repo::close(tx, id, None).await?;
+            return record_change(tx, &current, EventType::ConversationUpdated)
+                .await
+                .map(PlatformChange::Changed);
+        }
+        let current_assignee = current.assignee.as_ref().map(|a| a.id);
+        let assignee = assignee.unwrap_or(current_assignee);
+        if assignee != current_assignee
+            && let Some(agent) = assignee
+        {
+            require_platform_assignee(tx, agent).await?;
+        }
+        let state = next_state(current_assignee, current.state, assignee, state)?;
+        if assignee == current_assignee && state == current.state {
+            return Ok(PlatformChange::Unchanged(current));
+        }
+        reassign(tx, &current, assignee, state, None)
+            .await
+            .map(PlatformChange::Changed)
+    }
+
+    /// `customer.updated`: the conversations still open for the customer are sent again, so
+    /// lists showing the old name refresh.
+    pub async fn customer_renamed(
+        tx: &mut TenantTx,
+        customer: CustomerId,
+    ) -> Result<Vec<Conversation>> {
+        let mut changed = Vec::new();
+        for id in crate::customers::open_conversations(tx, customer).await? {
+            let conversation = found(repo::find(tx, id, false).await?, id)?;
+            events::append(
+                tx,
+                EventType::ConversationUpdated,
+                &serde_json::json!({ "conversation": conversation }),
+            )
+            .await?;
+            changed.push(conversation);
+        }
+        Ok(changed)
     }
 
     async fn check_may_assign(
@@ -264,6 +372,93 @@ impl ConversationService {
         }
         Ok(())
     }
+}
+
+/// A conversation as the platform describes it in `conversation.created`.
+#[derive(Debug, Clone)]
+pub struct PlatformConversation {
+    pub state_manager_id: String,
+    pub genesys_conversation_id: Option<String>,
+    pub state: Option<ConversationState>,
+    /// Absent: unassigned on creation, unchanged on an update; `Some(None)`: unassigned.
+    pub assignee: Option<Option<AgentId>>,
+}
+
+/// What a platform notification did to a conversation; the caller commits.
+#[derive(Debug, Clone)]
+pub enum PlatformChange {
+    Changed(Conversation),
+    /// Already so, or closed (a closed conversation is final).
+    Unchanged(Conversation),
+}
+
+/// The state after an assignment change: unassigning puts an active conversation back in the
+/// queue; assigning a waiting one makes it active, unless a state was asked for explicitly.
+fn next_state(
+    current_assignee: Option<AgentId>,
+    current_state: ConversationState,
+    assignee: Option<AgentId>,
+    asked: Option<ConversationState>,
+) -> Result<ConversationState> {
+    Ok(match (asked, assignee) {
+        (Some(ConversationState::Active), None) => {
+            return Err(Error::Conflict(
+                "an active conversation needs an assignee".into(),
+            ));
+        }
+        (Some(state), _) => state,
+        (None, None) => ConversationState::Waiting,
+        (None, Some(_)) if current_assignee.is_none() => ConversationState::Active,
+        (None, Some(_)) => current_state,
+    })
+}
+
+/// Writes a new assignee and state, its history row and its event.
+async fn reassign(
+    tx: &mut TenantTx,
+    current: &Conversation,
+    assignee: Option<AgentId>,
+    state: ConversationState,
+    actor: Option<AgentId>,
+) -> Result<Conversation> {
+    let current_assignee = current.assignee.as_ref().map(|a| a.id);
+    repo::set_assignment(tx, current.id, assignee, state).await?;
+    if assignee != current_assignee {
+        let kind = match (current_assignee, assignee) {
+            (_, None) => AssignmentKind::Unassigned,
+            (None, Some(_)) => AssignmentKind::Assigned,
+            (Some(_), Some(_)) => AssignmentKind::Transferred,
+        };
+        repo::record_assignment(
+            tx,
+            current.id,
+            kind,
+            current_assignee,
+            assignee,
+            actor,
+            None,
+        )
+        .await?;
+    }
+    record_change(tx, current, EventType::ConversationUpdated).await
+}
+
+/// The platform names agents by id; one this tenant does not have (yet) is a missing
+/// reference, which the queue consumer waits for, not a bad request.
+async fn require_platform_assignee(tx: &mut TenantTx, id: AgentId) -> Result<()> {
+    match agents::find(tx, id).await? {
+        Some(agent) if agent.active => Ok(()),
+        Some(_) => Err(Error::invalid("assigned_agent_id", "the agent is inactive")),
+        None => Err(Error::NotFound { resource: "agent" }),
+    }
+}
+
+fn found(conversation: Option<Conversation>, id: ConversationId) -> Result<Conversation> {
+    conversation.ok_or_else(|| {
+        Error::internal(anyhow::anyhow!(
+            "conversation {id} vanished inside its transaction"
+        ))
+    })
 }
 
 pub(crate) fn visibility(ctx: &TenantCtx) -> Visibility {
@@ -367,26 +562,31 @@ fn validate_filter(filter: &ConversationFilter) -> Result<Option<SearchTerm>> {
     }
 }
 
-/// Reads the changed conversation back, records its event, and commits. The event carries
-/// the assignee and state from before the change too, so the realtime service can tell the
-/// agent who lost the conversation, and the queue it left.
+/// Records the change's event and commits.
 async fn finish(mut tx: TenantTx, before: &Conversation, event: EventType) -> Result<Conversation> {
-    let id = before.id;
-    let conversation = repo::find(&mut tx, id, false).await?.ok_or_else(|| {
-        Error::internal(anyhow::anyhow!(
-            "conversation {id} vanished inside its transaction"
-        ))
-    })?;
+    let conversation = record_change(&mut tx, before, event).await?;
+    tx.commit().await?;
+    Ok(conversation)
+}
+
+/// Reads the changed conversation back and records its event. The event carries the assignee
+/// and state from before the change too, so the realtime service can tell the agent who lost
+/// the conversation, and the queue it left.
+async fn record_change(
+    tx: &mut TenantTx,
+    before: &Conversation,
+    event: EventType,
+) -> Result<Conversation> {
+    let conversation = found(repo::find(tx, before.id, false).await?, before.id)?;
     let previous = serde_json::json!({
         "assignee_id": before.assignee.as_ref().map(|a| a.id),
         "state": before.state,
     });
     events::append(
-        &mut tx,
+        tx,
         event,
         &serde_json::json!({ "conversation": conversation, "previous": previous }),
     )
     .await?;
-    tx.commit().await?;
     Ok(conversation)
 }

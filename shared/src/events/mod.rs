@@ -230,3 +230,34 @@ pub fn redis_connection(url: &str) -> Result<redis::aio::ConnectionManager> {
     redis::aio::ConnectionManager::new_lazy_with_config(client, config)
         .map_err(|e| Error::invalid("redis.url", e.to_string()))
 }
+
+/// Starts the publisher of this process's events and the relay, as configured; returns the
+/// database handle whose transactions feed the publisher.
+pub fn start_publishing(
+    db: Db,
+    redis: redis::aio::ConnectionManager,
+    settings: &crate::config::Settings,
+    stop: &tokio_util::sync::CancellationToken,
+) -> (Db, Vec<tokio::task::JoinHandle<()>>) {
+    let events = &settings.events;
+    let mut tasks = Vec::new();
+    let mut db = db;
+    if events.publish {
+        let (sink, publisher) =
+            EventPublisher::new(db.clone(), redis.clone(), events.channel.clone());
+        db = db.with_event_sink(sink);
+        tasks.push(tokio::spawn(publisher.run(stop.clone())));
+    }
+    if events.relay_enabled {
+        let relay = EventRelay::new(
+            db.clone(),
+            redis.clone(),
+            events.channel.clone(),
+            std::time::Duration::from_millis(events.relay_interval_ms),
+            std::time::Duration::from_millis(events.relay_min_age_ms),
+            std::time::Duration::from_secs(events.retention_hours * 3600),
+        );
+        tasks.push(tokio::spawn(relay.run(stop.clone())));
+    }
+    (db, tasks)
+}

@@ -5,6 +5,7 @@
 //! Outbound Transformer.
 
 pub mod dispatcher;
+pub mod inbound;
 pub mod receipts;
 mod repo;
 pub mod service;

@@ -30,8 +30,14 @@ pub enum ReceiptOutcome {
     Kept,
 }
 
-/// Applies a receipt in the transaction's tenant.
-pub async fn apply(tx: &mut TenantTx, receipt: &Receipt) -> Result<ReceiptOutcome> {
+/// Applies a receipt in the transaction's tenant. `source` is the notification it came in,
+/// kept with a receipt that has to wait so that one kept too long can be dead-lettered as it
+/// was published.
+pub async fn apply(
+    tx: &mut TenantTx,
+    receipt: &Receipt,
+    source: Option<&serde_json::Value>,
+) -> Result<ReceiptOutcome> {
     if receipt.status == MessageStatus::Pending {
         return Err(Error::invalid(
             "status",
@@ -40,14 +46,15 @@ pub async fn apply(tx: &mut TenantTx, receipt: &Receipt) -> Result<ReceiptOutcom
     }
     let Some(message) = repo::find_by_external_id(tx, &receipt.whatsapp_message_id).await? else {
         sqlx::query(
-            "INSERT INTO pending_receipts (tenant_id, external_id, status, failure_reason, occurred_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO pending_receipts (tenant_id, external_id, status, failure_reason, occurred_at, source) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(tx.tenant_id().0)
         .bind(&receipt.whatsapp_message_id)
         .bind(receipt.status)
         .bind(&receipt.failure_reason)
         .bind(receipt.at)
+        .bind(source)
         .execute(tx.conn())
         .await?;
         return Ok(ReceiptOutcome::Kept);
@@ -91,9 +98,53 @@ pub async fn apply_kept(tx: &mut TenantTx, whatsapp_message_id: &str) -> Result<
             failure_reason,
             at,
         };
-        if apply(tx, &receipt).await? == ReceiptOutcome::Applied {
+        if apply(tx, &receipt, None).await? == ReceiptOutcome::Applied {
             applied += 1;
         }
     }
     Ok(applied)
+}
+
+/// A receipt kept longer than the consumer waits for its message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OverdueReceipt {
+    pub tenant_id: crate::ids::TenantId,
+    #[sqlx(rename = "external_id")]
+    pub whatsapp_message_id: String,
+    pub status: MessageStatus,
+    /// The notification it came in.
+    pub source: Option<serde_json::Value>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Receipts of every tenant kept longer than `older_than`, oldest first.
+pub async fn overdue(
+    db: &crate::tenancy::Db,
+    older_than: std::time::Duration,
+    limit: u32,
+) -> Result<Vec<OverdueReceipt>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM overdue_pending_receipts(make_interval(secs => $1), $2)")
+            .bind(older_than.as_secs_f64())
+            .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
+/// Forgets an overdue receipt once it is dead-lettered; `false` if it was applied meanwhile.
+pub async fn forget(db: &crate::tenancy::Db, overdue: &OverdueReceipt) -> Result<bool> {
+    let mut tx = db.begin_for(overdue.tenant_id).await?;
+    let done = sqlx::query(
+        "DELETE FROM pending_receipts \
+         WHERE tenant_id = $1 AND external_id = $2 AND status = $3 AND received_at = $4",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(&overdue.whatsapp_message_id)
+    .bind(overdue.status)
+    .bind(overdue.received_at)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() > 0)
 }

@@ -99,6 +99,10 @@ pub(super) struct NewMessage<'a> {
     pub template: Option<&'a TemplateContent>,
     pub status: MessageStatus,
     pub idempotency: Option<(&'a str, &'a [u8])>,
+    /// Inbound messages arrive with their media, WhatsApp id and the time the customer sent them.
+    pub media: Option<&'a MediaContent>,
+    pub external_id: Option<&'a str>,
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// Stores the message; `None` when another message already holds its idempotency key.
@@ -108,8 +112,10 @@ pub(super) async fn insert(tx: &mut TenantTx, new: &NewMessage<'_>) -> Result<Op
     let sql = format!(
         "INSERT INTO messages AS m (tenant_id, id, conversation_id, direction, sender_type, \
              sender_agent_id, content_type, body, template_name, template_language, \
-             template_parameters, status, idempotency_key, request_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             template_parameters, status, idempotency_key, request_hash, media_url, \
+             media_mime_type, external_id, sent_at, delivered_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+             CASE WHEN $12 = 'delivered'::message_status THEN now() END) \
          ON CONFLICT (tenant_id, sender_agent_id, idempotency_key) WHERE idempotency_key IS NOT NULL \
          DO NOTHING RETURNING {COLUMNS}"
     );
@@ -128,6 +134,10 @@ pub(super) async fn insert(tx: &mut TenantTx, new: &NewMessage<'_>) -> Result<Op
         .bind(new.status)
         .bind(new.idempotency.map(|(key, _)| key))
         .bind(new.idempotency.map(|(_, hash)| hash))
+        .bind(new.media.map(|m| m.url.as_str()))
+        .bind(new.media.and_then(|m| m.mime_type.as_deref()))
+        .bind(new.external_id)
+        .bind(new.sent_at)
         .fetch_optional(tx.conn())
         .await?;
     Ok(row.map(Into::into))

@@ -187,6 +187,9 @@ impl MessageService {
             idempotency: idempotency
                 .as_ref()
                 .map(|(key, hash)| (key.as_str(), hash.as_slice())),
+            media: None,
+            external_id: None,
+            sent_at: None,
         };
         let Some(message) = repo::insert(&mut tx, &new).await? else {
             // A concurrent request with the same key (to another conversation, or it would
@@ -358,7 +361,7 @@ async fn replay(
 }
 
 /// Moves the conversation up the list with the new message as its preview.
-async fn touch(
+pub(super) async fn touch(
     tx: &mut TenantTx,
     id: ConversationId,
     message: &Message,

@@ -347,4 +347,40 @@ mod tests {
             }
         }
     }
+
+    /// The README renders the schema; this keeps the rendering from drifting: every type has
+    /// a row naming each of its `data` fields, nested ones included.
+    #[test]
+    fn the_readme_renders_every_field_of_every_type() {
+        let readme = include_str!("../../../README.md");
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        let defs = &schema["$defs"];
+        fn fields(def: &Value, defs: &Value, out: &mut Vec<String>) {
+            let def = match def["$ref"].as_str() {
+                Some(r) => &defs[r.trim_start_matches("#/$defs/")],
+                None => def,
+            };
+            if let Some(props) = def["properties"].as_object() {
+                for (name, sub) in props {
+                    out.push(name.clone());
+                    fields(sub, defs, out);
+                }
+            }
+        }
+        for kind in TYPES {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{kind}` |")))
+                .unwrap_or_else(|| panic!("the README has no row for {kind}"));
+            let mut names = Vec::new();
+            fields(&defs[kind.replace('.', "_")], defs, &mut names);
+            assert!(!names.is_empty(), "{kind}");
+            for name in names {
+                assert!(
+                    row.contains(&format!("`{name}`")),
+                    "the README row of {kind} lacks {name}"
+                );
+            }
+        }
+    }
 }

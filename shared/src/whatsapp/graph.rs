@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
@@ -184,12 +183,7 @@ impl GraphClient {
 
     /// Exponential backoff with equal jitter; a longer hint from WhatsApp wins, up to the maximum.
     fn backoff(&self, attempt: u32, hint: Option<Duration>) -> Duration {
-        let exp = self
-            .backoff_initial
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(self.backoff_max);
-        let half = exp / 2;
-        let jittered = half + rand::rng().random_range(Duration::ZERO..=half);
+        let jittered = crate::backoff::delay(self.backoff_initial, self.backoff_max, attempt);
         hint.map_or(jittered, |h| h.max(jittered))
             .min(self.backoff_max)
     }

@@ -103,7 +103,9 @@ impl From<Error> for ApiError {
                 StatusCode::NOT_FOUND,
                 format!("{resource} not found"),
             )),
-            Error::Conflict(detail) => Self::Conflict(problem(StatusCode::CONFLICT, detail)),
+            Error::Conflict(detail) | Error::Contention(detail) => {
+                Self::Conflict(problem(StatusCode::CONFLICT, detail))
+            }
             err @ Error::StatusConflict { current, .. } => {
                 let mut p = Problem::new(StatusCode::CONFLICT, Some(err.to_string()));
                 p.current_status = Some(current.to_string());

@@ -494,6 +494,7 @@ async fn receipt(app: &TestApp, token: &str, wamid: &str, status: &str) -> Recei
             failure_reason: None,
             at: chrono::Utc::now(),
         },
+        None,
     )
     .await
     .unwrap();

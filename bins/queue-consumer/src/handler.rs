@@ -1,0 +1,209 @@
+//! What happens to one delivery: validate, apply, then acknowledge, dead-letter, or park it in
+//! the wait queue; never requeue forever, never drop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use portal_shared::backoff::Backoff;
+use portal_shared::config::ConsumerSettings;
+use portal_shared::notifications::{Applier, Envelope, Poison, Refusal};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::forward::{self, Forwarder};
+use crate::metrics::Metrics;
+
+/// What to do with a delivery once its fate is known.
+enum Disposition {
+    Ack(&'static str),
+    DeadLetter {
+        reason: &'static str,
+        detail: String,
+    },
+    Wait {
+        first_received_ms: i64,
+    },
+    /// Stopping in the middle of retries: back to the queue for another consumer.
+    Requeue,
+    /// The channel it came on is gone; the broker redelivers it.
+    Abandon,
+}
+
+#[derive(Debug)]
+pub struct Handler {
+    pub applier: Applier,
+    pub forwarder: Forwarder,
+    pub metrics: Metrics,
+    pub settings: Arc<ConsumerSettings>,
+    pub stop: CancellationToken,
+}
+
+impl Handler {
+    pub async fn handle(&self, delivery: Delivery, parsed: Result<Envelope, Poison>) {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "notification",
+            event_id = tracing::field::Empty,
+            r#type = tracing::field::Empty,
+            tenant_id = tracing::field::Empty,
+            redelivered = delivery.redelivered,
+        );
+        if let Some(headers) = delivery.properties.headers() {
+            let carried = ["traceparent", "tracestate"]
+                .into_iter()
+                .filter_map(|k| forward::header_text(headers, k).map(|v| (k, v)));
+            let _ = span.set_parent(portal_shared::telemetry::extract_context_from(carried));
+        }
+        if let Ok(envelope) = &parsed {
+            span.record("event_id", tracing::field::display(envelope.event_id));
+            span.record("type", envelope.notification.type_name());
+            span.record("tenant_id", tracing::field::display(envelope.tenant_id));
+        }
+        async move {
+            let disposition = match parsed {
+                Err(poison) => Disposition::DeadLetter {
+                    reason: poison.code(),
+                    detail: poison.to_string(),
+                },
+                Ok(envelope) => self.apply(&delivery, &envelope).await,
+            };
+            let outcome = self.settle(&delivery, disposition).await;
+            self.metrics.finished(outcome, started.elapsed());
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn apply(&self, delivery: &Delivery, envelope: &Envelope) -> Disposition {
+        let mut backoff = Backoff::new(
+            Duration::from_millis(self.settings.retry_initial_ms),
+            Duration::from_millis(self.settings.retry_max_ms),
+        );
+        loop {
+            match self.applier.apply(envelope, &delivery.data).await {
+                Ok(outcome) => {
+                    let age = (Utc::now() - envelope.occurred_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    self.metrics.applied_after(age);
+                    tracing::debug!(outcome = outcome.as_str(), "notification done");
+                    return Disposition::Ack(outcome.as_str());
+                }
+                Err(Refusal::Poison { reason, detail }) => {
+                    return Disposition::DeadLetter { reason, detail };
+                }
+                Err(Refusal::Missing { what }) => {
+                    return self.missing(delivery, what);
+                }
+                Err(Refusal::Transient(err)) => {
+                    if !delivery.acker.usable() {
+                        return Disposition::Abandon;
+                    }
+                    let delay = backoff.next_delay();
+                    self.metrics.retried();
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "transient failure; retrying");
+                    tokio::select! {
+                        () = self.stop.cancelled() => return Disposition::Requeue,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A conversation or agent the tenant does not have: wait for it, up to the allowed time.
+    fn missing(&self, delivery: &Delivery, what: &'static str) -> Disposition {
+        let now_ms = Utc::now().timestamp_millis();
+        let first_received_ms = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| forward::header_i64(h, forward::FIRST_RECEIVED_HEADER))
+            .unwrap_or(now_ms);
+        let waited = Duration::from_millis(u64::try_from(now_ms - first_received_ms).unwrap_or(0));
+        if waited >= Duration::from_secs(self.settings.missing_wait_secs) {
+            Disposition::DeadLetter {
+                reason: "unknown_reference",
+                detail: format!("no such {what} after waiting {} s", waited.as_secs()),
+            }
+        } else {
+            tracing::info!(
+                missing = what,
+                waited_secs = waited.as_secs(),
+                "waiting for a reference"
+            );
+            Disposition::Wait { first_received_ms }
+        }
+    }
+
+    /// Carries out the disposition; returns the outcome label for the metrics.
+    async fn settle(&self, delivery: &Delivery, disposition: Disposition) -> &'static str {
+        let properties = &delivery.properties;
+        let (forwarded, outcome) = match disposition {
+            Disposition::Ack(outcome) => (Ok(()), outcome),
+            Disposition::DeadLetter { reason, detail } => {
+                tracing::warn!(reason, %detail, "dead-lettering a message");
+                let sent = self
+                    .forwarder
+                    .dead_letter(properties, &delivery.data, reason, &detail)
+                    .await;
+                if sent.is_ok() {
+                    self.metrics.dead_lettered(reason);
+                }
+                (sent, "dead_lettered")
+            }
+            Disposition::Wait { first_received_ms } => (
+                self.forwarder
+                    .wait(
+                        properties,
+                        &delivery.data,
+                        first_received_ms,
+                        self.settings.missing_retry_ms,
+                    )
+                    .await,
+                "waiting",
+            ),
+            Disposition::Requeue => {
+                let _ = delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
+                return "requeued";
+            }
+            Disposition::Abandon => return "abandoned",
+        };
+        match forwarded {
+            Ok(()) => {
+                if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+                    // Applied (or forwarded) but not acknowledged: the redelivery is a no-op.
+                    tracing::warn!(error = %err, "acknowledging failed; the broker will redeliver");
+                    return "abandoned";
+                }
+                outcome
+            }
+            Err(err) => {
+                // Not forwarded, so not acknowledged: it goes back to the queue, after a pause
+                // so a broker that keeps refusing is not spun on (the queue's delivery limit
+                // ends it in the dead-letter queue).
+                tracing::error!(error = %err, "forwarding failed; requeueing the message");
+                tokio::time::sleep(Duration::from_millis(self.settings.retry_max_ms.min(1000)))
+                    .await;
+                let _ = delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
+                "requeued"
+            }
+        }
+    }
+}

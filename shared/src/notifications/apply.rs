@@ -1,0 +1,231 @@
+//! Applying one notification: in one tenant transaction, through the same services the API
+//! uses, together with its event rows and its id in `processed_notifications`.
+//!
+//! What cannot be applied is sorted by what the consumer should do about it: a [`Refusal::Poison`]
+//! never will be (dead-letter it now); a [`Refusal::Missing`] names something the tenant does
+//! not have yet (a conversation whose `conversation.created` is still behind it in the queue, an
+//! agent not yet provisioned), worth another try later; a [`Refusal::Transient`] is the
+//! database's trouble, worth retrying as it is.
+
+use super::envelope::{Envelope, Notification, ReceiptError};
+use super::processed;
+use crate::Error;
+use crate::conversations::{ConversationService, PlatformChange, PlatformConversation};
+use crate::customers;
+use crate::messages::MediaContent;
+use crate::messages::inbound::{self, Inbound, Received};
+use crate::messages::receipts::{self, Receipt, ReceiptOutcome};
+use crate::tenancy::{Db, TenantTx};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied; something changed and its events were recorded.
+    Applied,
+    /// Applied, but nothing needed to change (already so, or the conversation is closed).
+    Unchanged,
+    /// A receipt for a WhatsApp id no message has yet: kept until one does.
+    ReceiptKept,
+    /// This `event_id` was applied before: nothing was done.
+    Duplicate,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Unchanged => "unchanged",
+            Self::ReceiptKept => "receipt_kept",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Can never be applied; `reason` is the dead-letter reason code.
+    #[error("{reason}: {detail}")]
+    Poison {
+        reason: &'static str,
+        detail: String,
+    },
+    /// Refers to a `what` this tenant does not have (yet).
+    #[error("no such {what} (yet)")]
+    Missing { what: &'static str },
+    #[error(transparent)]
+    Transient(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::NotFound { resource } => Self::Missing { what: resource },
+            err if err.is_transient() => Self::Transient(err),
+            Error::Internal(cause) => {
+                // Logged here with its cause; the dead-letter header carries the summary only.
+                tracing::error!(error = ?cause, "applying a notification failed");
+                Self::Poison {
+                    reason: "apply_failed",
+                    detail: format!("{cause}"),
+                }
+            }
+            err => Self::Poison {
+                reason: "rejected",
+                detail: err.to_string(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Applier {
+    db: Db,
+}
+
+impl Applier {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Applies `envelope` (parsed from `body`, which is kept with a receipt that has to wait)
+    /// and commits; its events are published after the commit by the [`Db`]'s event sink.
+    pub async fn apply(&self, envelope: &Envelope, body: &[u8]) -> Result<Outcome, Refusal> {
+        let mut tx = self.db.begin_for(envelope.tenant_id).await?;
+        if !crate::tenancy::tenant_exists(&mut tx).await? {
+            return Err(Refusal::Poison {
+                reason: "unknown_tenant",
+                detail: format!("no tenant {}", envelope.tenant_id),
+            });
+        }
+        let kind = envelope.notification.type_name();
+        if !processed::record(&mut tx, envelope.event_id, kind).await? {
+            return Ok(Outcome::Duplicate);
+        }
+        let outcome = apply_notification(&mut tx, &envelope.notification, body).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+async fn apply_notification(
+    tx: &mut TenantTx,
+    notification: &Notification,
+    body: &[u8],
+) -> Result<Outcome, Refusal> {
+    Ok(match notification {
+        Notification::ConversationCreated {
+            conversation,
+            customer,
+        } => {
+            let found = customers::upsert_by_phone(
+                tx,
+                &customer.phone_e164,
+                customer.display_name.as_deref(),
+            )
+            .await?;
+            if found.renamed {
+                ConversationService::customer_renamed(tx, found.id).await?;
+            }
+            let opened = PlatformConversation {
+                state_manager_id: conversation.state_manager_id.clone(),
+                genesys_conversation_id: conversation.genesys_conversation_id.clone(),
+                state: conversation.state,
+                assignee: conversation.assigned_agent_id,
+            };
+            changed(ConversationService::open_from_platform(tx, found.id, &opened).await?)
+        }
+        Notification::ConversationUpdated {
+            state_manager_id,
+            state,
+            assigned_agent_id,
+        } => changed(
+            ConversationService::update_from_platform(
+                tx,
+                state_manager_id,
+                *state,
+                *assigned_agent_id,
+            )
+            .await?,
+        ),
+        Notification::ConversationClosed {
+            state_manager_id,
+            reason,
+        } => changed(
+            ConversationService::close_from_platform(tx, state_manager_id, reason.clone()).await?,
+        ),
+        Notification::MessageReceived {
+            state_manager_id,
+            whatsapp_message_id,
+            sent_at,
+            text,
+            media,
+        } => {
+            // A media message's caption is its text.
+            let text = text
+                .clone()
+                .or_else(|| media.as_ref().and_then(|m| m.caption.clone()));
+            let inbound = Inbound {
+                state_manager_id: state_manager_id.clone(),
+                whatsapp_message_id: whatsapp_message_id.clone(),
+                sent_at: *sent_at,
+                text,
+                media: media.as_ref().map(|m| MediaContent {
+                    url: m.url.clone(),
+                    mime_type: m.mime_type.clone(),
+                }),
+            };
+            match inbound::receive(tx, &inbound).await? {
+                Received::Stored(_) => Outcome::Applied,
+                Received::Known => Outcome::Unchanged,
+            }
+        }
+        Notification::MessageStatus {
+            whatsapp_message_id,
+            status,
+            timestamp,
+            error,
+        } => {
+            let receipt = Receipt {
+                whatsapp_message_id: whatsapp_message_id.clone(),
+                status: *status,
+                failure_reason: error.as_ref().map(failure_reason),
+                at: *timestamp,
+            };
+            let source = serde_json::from_slice::<serde_json::Value>(body).ok();
+            match receipts::apply(tx, &receipt, source.as_ref()).await? {
+                ReceiptOutcome::Applied => Outcome::Applied,
+                ReceiptOutcome::Ignored => Outcome::Unchanged,
+                ReceiptOutcome::Kept => Outcome::ReceiptKept,
+            }
+        }
+        Notification::CustomerUpdated {
+            phone_e164,
+            display_name,
+        } => {
+            let found = customers::upsert_by_phone(tx, phone_e164, display_name.as_deref()).await?;
+            if found.renamed {
+                ConversationService::customer_renamed(tx, found.id).await?;
+                Outcome::Applied
+            } else if found.created {
+                Outcome::Applied
+            } else {
+                Outcome::Unchanged
+            }
+        }
+    })
+}
+
+fn changed(change: PlatformChange) -> Outcome {
+    match change {
+        PlatformChange::Changed(_) => Outcome::Applied,
+        PlatformChange::Unchanged(_) => Outcome::Unchanged,
+    }
+}
+
+/// WhatsApp's error as the message's failure reason: `131026: Message undeliverable`.
+fn failure_reason(error: &ReceiptError) -> String {
+    let reason = format!("{}: {}", error.code, error.title);
+    reason
+        .chars()
+        .take(crate::messages::service::MAX_FAILURE_REASON_CHARS)
+        .collect()
+}
