@@ -80,8 +80,8 @@ pub struct ConsumerSettings {
     pub queue: String,
     /// Unacknowledged messages the broker may hand this process at once.
     pub prefetch: u16,
-    /// Messages applied at once. Messages about the same conversation (or WhatsApp message, or
-    /// customer) go to the same worker, so they are applied in the order they arrived.
+    /// Lanes applying messages at once. Each tenant's messages go to one lane, so they are
+    /// applied in the order they arrived, and a backlog is applied in batches.
     pub concurrency: u16,
     /// The queue's `x-delivery-limit`: a message delivered this often without being
     /// acknowledged (the consumer keeps crashing on it) is dead-lettered by the broker.
@@ -266,7 +266,7 @@ url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 
 [consumer]
 queue = "agent.notifications"
-prefetch = 64
+prefetch = 256
 concurrency = 16
 delivery_limit = 20
 reconnect_initial_ms = 500

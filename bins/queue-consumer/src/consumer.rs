@@ -17,7 +17,7 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use portal_shared::backoff::Backoff;
 use portal_shared::config::{ConsumerSettings, Settings};
-use portal_shared::notifications::{self, Applier, Envelope, Notification, Poison};
+use portal_shared::notifications::{self, Applier, Envelope, Poison};
 use portal_shared::tenancy::Db;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
@@ -31,6 +31,9 @@ use crate::sweep::Sweeper;
 use crate::topology::{self, Names};
 
 type Work = (Delivery, Result<Envelope, Poison>);
+
+/// At most this many messages of a lane are applied in one transaction.
+const MAX_BATCH: usize = 64;
 
 #[derive(Debug)]
 pub struct Consumer {
@@ -186,8 +189,17 @@ impl Consumer {
             let (tx, mut rx) = mpsc::channel::<Work>(depth);
             let handler = handler.clone();
             workers.spawn(async move {
-                while let Some((delivery, parsed)) = rx.recv().await {
-                    handler.handle(delivery, parsed).await;
+                // What piled up while the last batch was applied is applied together.
+                let mut batch = Vec::with_capacity(MAX_BATCH);
+                while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                    let work = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+                    if work.len() == 1 {
+                        for (delivery, parsed) in work {
+                            handler.handle(delivery, parsed).await;
+                        }
+                    } else {
+                        handler.handle_many(work).await;
+                    }
                 }
             });
             lanes.push(tx);
@@ -196,42 +208,21 @@ impl Consumer {
     }
 }
 
-/// Validates the delivery and queues it on its lane: notifications about the same
-/// conversation, WhatsApp message or customer share a lane, so they apply in arrival order.
+/// Validates the delivery and queues it on its tenant's lane. A tenant's transactions are
+/// serialised anyway (each appends to the tenant's event sequence, whose counter row it holds
+/// until commit), so one lane per tenant costs no parallelism; it keeps every tenant's
+/// notifications in arrival order and lets a busy tenant's backlog be applied in batches.
 async fn dispatch(lanes: &[mpsc::Sender<Work>], metrics: &Metrics, delivery: Delivery) {
     metrics.consumed();
     let parsed = notifications::parse(&delivery.data);
     let mut hasher = DefaultHasher::new();
     match &parsed {
-        Ok(envelope) => {
-            envelope.tenant_id.hash(&mut hasher);
-            ordering_key(&envelope.notification).hash(&mut hasher);
-        }
+        Ok(envelope) => envelope.tenant_id.hash(&mut hasher),
         Err(_) => delivery.delivery_tag.hash(&mut hasher),
     }
     let lane = (hasher.finish() % lanes.len() as u64) as usize;
     // A worker only ends when its lane is closed, which happens after dispatching stops.
     let _ = lanes[lane].send((delivery, parsed)).await;
-}
-
-fn ordering_key(notification: &Notification) -> &str {
-    match notification {
-        Notification::ConversationCreated { conversation, .. } => &conversation.state_manager_id,
-        Notification::ConversationUpdated {
-            state_manager_id, ..
-        }
-        | Notification::ConversationClosed {
-            state_manager_id, ..
-        }
-        | Notification::MessageReceived {
-            state_manager_id, ..
-        } => state_manager_id,
-        Notification::MessageStatus {
-            whatsapp_message_id,
-            ..
-        } => whatsapp_message_id,
-        Notification::CustomerUpdated { phone_e164, .. } => phone_e164,
-    }
 }
 
 fn uuid_like() -> String {

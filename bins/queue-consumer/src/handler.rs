@@ -78,6 +78,69 @@ impl Handler {
         .await
     }
 
+    /// Several deliveries that were waiting in a lane together: each tenant's are applied in
+    /// one transaction (far fewer round trips and commits under load). When a batch is refused,
+    /// its messages go the one-by-one way, which sorts out which one is at fault and what to do
+    /// with it.
+    pub async fn handle_many(&self, work: Vec<(Delivery, Result<Envelope, Poison>)>) {
+        let mut groups: Vec<Vec<(Delivery, Envelope)>> = Vec::new();
+        for (delivery, parsed) in work {
+            match parsed {
+                Ok(envelope) => match groups
+                    .iter_mut()
+                    .find(|g| g[0].1.tenant_id == envelope.tenant_id)
+                {
+                    Some(group) => group.push((delivery, envelope)),
+                    None => groups.push(vec![(delivery, envelope)]),
+                },
+                Err(poison) => self.handle(delivery, Err(poison)).await,
+            }
+        }
+        for group in groups {
+            if group.len() > 1 {
+                self.apply_group(group).await;
+            } else {
+                for (delivery, envelope) in group {
+                    self.handle(delivery, Ok(envelope)).await;
+                }
+            }
+        }
+    }
+
+    async fn apply_group(&self, group: Vec<(Delivery, Envelope)>) {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "notification_batch",
+            tenant_id = %group[0].1.tenant_id,
+            n = group.len(),
+        );
+        let batch: Vec<(&Envelope, &[u8])> = group
+            .iter()
+            .map(|(delivery, envelope)| (envelope, delivery.data.as_slice()))
+            .collect();
+        let applied = self.applier.apply_batch(&batch).instrument(span).await;
+        match applied {
+            Ok(outcomes) => {
+                for ((delivery, envelope), outcome) in group.iter().zip(outcomes) {
+                    let age = (Utc::now() - envelope.occurred_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    self.metrics.applied_after(age);
+                    let outcome = self
+                        .settle(delivery, Disposition::Ack(outcome.as_str()))
+                        .await;
+                    self.metrics.finished(outcome, started.elapsed());
+                }
+            }
+            Err(refusal) => {
+                tracing::debug!(%refusal, n = group.len(), "a batch was refused; applying its messages one by one");
+                for (delivery, envelope) in group {
+                    self.handle(delivery, Ok(envelope)).await;
+                }
+            }
+        }
+    }
+
     async fn apply(&self, delivery: &Delivery, envelope: &Envelope) -> Disposition {
         let mut backoff = Backoff::new(
             Duration::from_millis(self.settings.retry_initial_ms),

@@ -3,7 +3,7 @@
 //! and the explicit `tenant_id` lets the planner use the tenant-leading indexes.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{AssertSqlSafe, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::search::{SearchKind, SearchTerm};
@@ -72,6 +72,16 @@ impl From<ConversationRow> for Conversation {
     }
 }
 
+/// A conversation row with its customer and assignee, as [`ConversationRow`] reads it.
+const SELECT: &str = "SELECT c.id, c.state, c.channel, \
+        c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone, \
+        c.assigned_agent_id, a.display_name AS assignee_name, \
+        c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview, \
+        c.created_at, c.updated_at, c.last_activity_at, c.closed_at \
+    FROM conversations c \
+    JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id \
+    LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id";
+
 /// One conversation with its customer and assignee; `lock` holds it until the transaction ends.
 #[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
 pub(crate) async fn find(
@@ -79,45 +89,52 @@ pub(crate) async fn find(
     id: ConversationId,
     lock: bool,
 ) -> Result<Option<Conversation>> {
-    let tenant_id = tx.tenant_id().0;
-    // Two statements rather than one with a dynamic `FOR UPDATE`, so both stay compile-checked.
-    let row = if lock {
-        sqlx::query_as!(
-            ConversationRow,
-            r#"SELECT c.id, c.state AS "state: ConversationState", c.channel,
-                      c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone,
-                      c.assigned_agent_id, a.display_name AS "assignee_name?",
-                      c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview,
-                      c.created_at, c.updated_at, c.last_activity_at, c.closed_at
-               FROM conversations c
-               JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id
-               LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id
-               WHERE c.tenant_id = $1 AND c.id = $2
-               FOR UPDATE OF c"#,
-            tenant_id,
-            id.0
-        )
-        .fetch_optional(tx.conn())
-        .await?
-    } else {
-        sqlx::query_as!(
-            ConversationRow,
-            r#"SELECT c.id, c.state AS "state: ConversationState", c.channel,
-                      c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone,
-                      c.assigned_agent_id, a.display_name AS "assignee_name?",
-                      c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview,
-                      c.created_at, c.updated_at, c.last_activity_at, c.closed_at
-               FROM conversations c
-               JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id
-               LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id
-               WHERE c.tenant_id = $1 AND c.id = $2"#,
-            tenant_id,
-            id.0
-        )
-        .fetch_optional(tx.conn())
-        .await?
-    };
+    let lock = if lock { " FOR UPDATE OF c" } else { "" };
+    let row: Option<ConversationRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "{SELECT} WHERE c.tenant_id = $1 AND c.id = $2{lock}"
+    )))
+    .bind(tx.tenant_id().0)
+    .bind(id.0)
+    .fetch_optional(tx.conn())
+    .await?;
     Ok(row.map(Into::into))
+}
+
+/// Several conversations, in no particular order.
+pub(crate) async fn find_many(
+    tx: &mut TenantTx,
+    ids: &[ConversationId],
+) -> Result<Vec<Conversation>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    let rows: Vec<ConversationRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "{SELECT} WHERE c.tenant_id = $1 AND c.id = ANY($2)"
+    )))
+    .bind(tx.tenant_id().0)
+    .bind(ids)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// The ids of the conversations upstream knows by these `state_manager_id`s, locked for update
+/// (in id order, so two batches locking overlapping sets cannot deadlock); absent ones are
+/// missing from the answer.
+pub(crate) async fn lock_by_state_manager_ids(
+    tx: &mut TenantTx,
+    state_manager_ids: &[&str],
+) -> Result<Vec<(String, ConversationId)>> {
+    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT state_manager_id, id FROM conversations \
+         WHERE tenant_id = $1 AND state_manager_id = ANY($2) ORDER BY id FOR UPDATE",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(state_manager_ids)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(smid, id)| (smid, ConversationId(id)))
+        .collect())
 }
 
 /// The id of the conversation upstream knows by `state_manager_id`, locked for update.
@@ -207,23 +224,24 @@ pub(super) async fn close(
     Ok(())
 }
 
-/// A message was added: the conversation moves to the top of the list with its preview.
-#[tracing::instrument(skip(tx, preview), fields(tenant_id = %tx.tenant_id()))]
-pub(crate) async fn record_message(
+/// Messages were added: each conversation moves to the top of the list with its new preview.
+#[tracing::instrument(skip(tx, previews), fields(tenant_id = %tx.tenant_id()))]
+pub(crate) async fn record_messages(
     tx: &mut TenantTx,
-    id: ConversationId,
-    preview: &str,
+    previews: &[(ConversationId, String)],
 ) -> Result<()> {
-    let tenant_id = tx.tenant_id().0;
-    sqlx::query!(
-        r#"UPDATE conversations
-           SET last_activity_at = greatest(last_activity_at, now()), last_message_preview = $3,
-               updated_at = now()
-           WHERE tenant_id = $1 AND id = $2"#,
-        tenant_id,
-        id.0,
-        preview
+    let ids: Vec<Uuid> = previews.iter().map(|(id, _)| id.0).collect();
+    let texts: Vec<&str> = previews.iter().map(|(_, p)| p.as_str()).collect();
+    sqlx::query(
+        "UPDATE conversations c \
+         SET last_activity_at = greatest(c.last_activity_at, now()), last_message_preview = u.preview, \
+             updated_at = now() \
+         FROM unnest($2::uuid[], $3::text[]) AS u (id, preview) \
+         WHERE c.tenant_id = $1 AND c.id = u.id",
     )
+    .bind(tx.tenant_id().0)
+    .bind(ids)
+    .bind(texts)
     .execute(tx.conn())
     .await?;
     Ok(())

@@ -56,33 +56,62 @@ impl EventType {
 /// is published when the transaction commits.
 ///
 /// Call it late in a transaction: it locks the tenant's counter until commit.
-#[tracing::instrument(skip(tx, payload), fields(tenant_id = %tx.tenant_id(), event = event.as_str()))]
 pub async fn append(tx: &mut TenantTx, event: EventType, payload: &impl Serialize) -> Result<i64> {
-    let payload = serde_json::to_value(payload).map_err(Error::internal)?;
+    let seqs = append_many(tx, event, std::slice::from_ref(payload)).await?;
+    seqs.first()
+        .copied()
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("appending an event returned no row")))
+}
+
+/// Appends one event per payload, in order, with consecutive sequence numbers: one statement
+/// however many (the queue consumer applies notifications in batches).
+#[tracing::instrument(skip(tx, payloads), fields(tenant_id = %tx.tenant_id(), event = event.as_str(), n = payloads.len()))]
+pub async fn append_many(
+    tx: &mut TenantTx,
+    event: EventType,
+    payloads: &[impl Serialize],
+) -> Result<Vec<i64>> {
+    if payloads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let payloads: Vec<serde_json::Value> = payloads
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()
+        .map_err(Error::internal)?;
     let tenant_id = tx.tenant_id().0;
-    let row = sqlx::query!(
-        r#"WITH next AS (
-               INSERT INTO tenant_event_counters (tenant_id, last_seq) VALUES ($1, 1)
-               ON CONFLICT (tenant_id) DO UPDATE SET last_seq = tenant_event_counters.last_seq + 1
-               RETURNING last_seq
-           )
-           INSERT INTO events (tenant_id, seq, event_type, payload)
-           SELECT $1, last_seq, $2, $3 FROM next
-           RETURNING seq, created_at"#,
-        tenant_id,
-        event.as_str(),
-        payload
+    let n = i64::try_from(payloads.len()).map_err(Error::internal)?;
+    let mut rows: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
+        "WITH next AS ( \
+             INSERT INTO tenant_event_counters (tenant_id, last_seq) VALUES ($1, $4) \
+             ON CONFLICT (tenant_id) DO UPDATE SET last_seq = tenant_event_counters.last_seq + $4 \
+             RETURNING last_seq \
+         ) \
+         INSERT INTO events (tenant_id, seq, event_type, payload) \
+         SELECT $1, next.last_seq - $4 + p.ord, $2, p.payload \
+         FROM next, unnest($3::jsonb[]) WITH ORDINALITY AS p (payload, ord) \
+         RETURNING seq, created_at",
     )
-    .fetch_one(tx.conn())
+    .bind(tenant_id)
+    .bind(event.as_str())
+    .bind(&payloads)
+    .bind(n)
+    .fetch_all(tx.conn())
     .await?;
-    tx.appended(Event {
-        tenant_id: TenantId(tenant_id),
-        seq: row.seq,
-        event_type: event.as_str().to_string(),
-        payload,
-        created_at: row.created_at,
-    });
-    Ok(row.seq)
+    // The payloads got seq in their order (`ord`); RETURNING promises no order.
+    rows.sort_by_key(|(seq, _)| *seq);
+    let mut seqs = Vec::with_capacity(rows.len());
+    for ((seq, created_at), payload) in rows.into_iter().zip(payloads) {
+        tx.appended(Event {
+            tenant_id: TenantId(tenant_id),
+            seq,
+            event_type: event.as_str().to_string(),
+            payload,
+            created_at,
+        });
+        seqs.push(seq);
+    }
+    Ok(seqs)
 }
 
 #[derive(sqlx::FromRow)]

@@ -1,16 +1,19 @@
 //! Messages customers send: they arrive through `agent.notifications` (`message.received`)
-//! with their WhatsApp id, which makes a redelivered or re-published one a no-op.
+//! with their WhatsApp id, which makes a redelivered or re-published one a no-op. They are
+//! stored a batch at a time: the queue consumer applies many in one transaction.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
 use super::repo::{self, NewMessage};
-use super::service::touch;
+use super::service::preview;
 use super::{
     ContentType, Direction, MAX_TEXT_CHARS, MediaContent, Message, MessageStatus, SenderType,
 };
 use crate::conversations;
 use crate::events::{self, EventType};
-use crate::ids::MessageId;
+use crate::ids::{ConversationId, MessageId};
 use crate::tenancy::TenantTx;
 use crate::{Error, Result};
 
@@ -34,62 +37,100 @@ pub enum Received {
     Known,
 }
 
-/// Stores the message in its conversation (a closed one too: it is part of the history), moves
-/// the conversation up the list and records `message:new`. The caller commits.
-pub async fn receive(tx: &mut TenantTx, inbound: &Inbound) -> Result<Received> {
-    let text = inbound.text.as_deref().unwrap_or("").trim();
-    if text.is_empty() && inbound.media.is_none() {
-        return Err(Error::invalid(
-            "data.text",
-            "a message needs a text or a media",
-        ));
-    }
-    if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(Error::invalid(
-            "data.text",
-            format!("must be at most {MAX_TEXT_CHARS} characters"),
-        ));
-    }
-    let conversation_id =
-        conversations::repo::lock_by_state_manager_id(tx, &inbound.state_manager_id)
+/// Stores the messages in their conversations (closed ones too: they are part of the
+/// history), moves each conversation up the list with its last message as the preview, and
+/// records a `message:new` per stored message. All or nothing: a message without text or
+/// media, or for a conversation that does not exist, fails the lot. The caller commits.
+pub async fn receive(tx: &mut TenantTx, inbound: &[Inbound]) -> Result<Vec<Received>> {
+    let texts = inbound
+        .iter()
+        .map(|m| {
+            let text = m.text.as_deref().unwrap_or("").trim();
+            if text.is_empty() && m.media.is_none() {
+                return Err(Error::invalid(
+                    "data.text",
+                    "a message needs a text or a media",
+                ));
+            }
+            if text.chars().count() > MAX_TEXT_CHARS {
+                return Err(Error::invalid(
+                    "data.text",
+                    format!("must be at most {MAX_TEXT_CHARS} characters"),
+                ));
+            }
+            Ok(text)
+        })
+        .collect::<Result<Vec<&str>>>()?;
+    let wanted: Vec<&str> = inbound
+        .iter()
+        .map(|m| m.state_manager_id.as_str())
+        .collect();
+    let found: HashMap<String, ConversationId> =
+        conversations::repo::lock_by_state_manager_ids(tx, &wanted)
             .await?
-            .ok_or(Error::NotFound {
+            .into_iter()
+            .collect();
+    let new = inbound
+        .iter()
+        .zip(&texts)
+        .map(|(m, text)| {
+            let conversation_id = *found.get(&m.state_manager_id).ok_or(Error::NotFound {
                 resource: "conversation",
             })?;
-    if repo::find_by_external_id(tx, &inbound.whatsapp_message_id)
-        .await?
-        .is_some()
-    {
-        return Ok(Received::Known);
+            Ok(NewMessage {
+                id: MessageId::new(),
+                conversation_id,
+                direction: Direction::Inbound,
+                sender_type: SenderType::Customer,
+                sender_agent_id: None,
+                content_type: if m.media.is_some() {
+                    ContentType::Media
+                } else {
+                    ContentType::Text
+                },
+                body: text,
+                template: None,
+                status: MessageStatus::Delivered,
+                idempotency: None,
+                media: m.media.as_ref(),
+                external_id: Some(&m.whatsapp_message_id),
+                sent_at: Some(m.sent_at),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let stored = repo::insert_inbound(tx, &new).await?;
+
+    // Each conversation's preview is its last message of the batch.
+    let mut previews: Vec<(ConversationId, String)> = Vec::new();
+    for message in &stored {
+        previews.retain(|(id, _)| *id != message.conversation_id);
+        previews.push((message.conversation_id, preview(&message.text)));
     }
-    let new = NewMessage {
-        id: MessageId::new(),
-        conversation_id,
-        direction: Direction::Inbound,
-        sender_type: SenderType::Customer,
-        sender_agent_id: None,
-        content_type: if inbound.media.is_some() {
-            ContentType::Media
-        } else {
-            ContentType::Text
-        },
-        body: text,
-        template: None,
-        status: MessageStatus::Delivered,
-        idempotency: None,
-        media: inbound.media.as_ref(),
-        external_id: Some(&inbound.whatsapp_message_id),
-        sent_at: Some(inbound.sent_at),
-    };
-    let message = repo::insert(tx, &new)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("inbound insert returned no row")))?;
-    let conversation = touch(tx, conversation_id, &message).await?;
-    events::append(
-        tx,
-        EventType::MessageNew,
-        &serde_json::json!({ "message": message, "conversation": conversation }),
-    )
-    .await?;
-    Ok(Received::Stored(Box::new(message)))
+    conversations::repo::record_messages(tx, &previews).await?;
+    let ids: Vec<ConversationId> = previews.iter().map(|(id, _)| *id).collect();
+    let after: HashMap<ConversationId, conversations::Conversation> =
+        conversations::repo::find_many(tx, &ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+    let payloads: Vec<serde_json::Value> = stored
+        .iter()
+        .map(|message| {
+            serde_json::json!({ "message": message, "conversation": after.get(&message.conversation_id) })
+        })
+        .collect();
+    events::append_many(tx, EventType::MessageNew, &payloads).await?;
+
+    let mut stored: HashMap<String, Message> = stored
+        .into_iter()
+        .filter_map(|m| Some((m.external_id.clone()?, m)))
+        .collect();
+    Ok(inbound
+        .iter()
+        .map(|m| match stored.remove(&m.whatsapp_message_id) {
+            Some(message) => Received::Stored(Box::new(message)),
+            None => Received::Known,
+        })
+        .collect())
 }

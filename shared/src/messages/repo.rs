@@ -143,6 +143,52 @@ pub(super) async fn insert(tx: &mut TenantTx, new: &NewMessage<'_>) -> Result<Op
     Ok(row.map(Into::into))
 }
 
+/// Stores customers' messages; one whose WhatsApp id is already stored is skipped (it is not
+/// in the answer).
+pub(super) async fn insert_inbound(
+    tx: &mut TenantTx,
+    new: &[NewMessage<'_>],
+) -> Result<Vec<Message>> {
+    let ids: Vec<Uuid> = new.iter().map(|m| m.id.0).collect();
+    let conversations: Vec<Uuid> = new.iter().map(|m| m.conversation_id.0).collect();
+    let content_types: Vec<ContentType> = new.iter().map(|m| m.content_type).collect();
+    let bodies: Vec<&str> = new.iter().map(|m| m.body).collect();
+    let media_urls: Vec<Option<&str>> = new
+        .iter()
+        .map(|m| m.media.map(|x| x.url.as_str()))
+        .collect();
+    let media_types: Vec<Option<&str>> = new
+        .iter()
+        .map(|m| m.media.and_then(|x| x.mime_type.as_deref()))
+        .collect();
+    let external_ids: Vec<Option<&str>> = new.iter().map(|m| m.external_id).collect();
+    let sent_at: Vec<Option<DateTime<Utc>>> = new.iter().map(|m| m.sent_at).collect();
+    let sql = format!(
+        "INSERT INTO messages AS m (tenant_id, id, conversation_id, direction, sender_type, \
+             content_type, body, media_url, media_mime_type, external_id, sent_at, status, delivered_at) \
+         SELECT $1, u.id, u.conversation_id, 'inbound', 'customer', u.content_type, u.body, \
+             u.media_url, u.media_mime_type, u.external_id, u.sent_at, 'delivered', now() \
+         FROM unnest($2::uuid[], $3::uuid[], $4::message_content_type[], $5::text[], $6::text[], \
+             $7::text[], $8::text[], $9::timestamptz[]) \
+             AS u (id, conversation_id, content_type, body, media_url, media_mime_type, external_id, sent_at) \
+         ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING \
+         RETURNING {COLUMNS}"
+    );
+    let rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(tx.tenant_id().0)
+        .bind(ids)
+        .bind(conversations)
+        .bind(content_types)
+        .bind(bodies)
+        .bind(media_urls)
+        .bind(media_types)
+        .bind(external_ids)
+        .bind(sent_at)
+        .fetch_all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
 /// One message; `lock` holds it until the transaction ends.
 #[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
 pub(super) async fn find(tx: &mut TenantTx, id: MessageId, lock: bool) -> Result<Option<Message>> {

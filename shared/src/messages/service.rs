@@ -361,21 +361,23 @@ async fn replay(
 }
 
 /// Moves the conversation up the list with the new message as its preview.
-pub(super) async fn touch(
+async fn touch(
     tx: &mut TenantTx,
     id: ConversationId,
     message: &Message,
 ) -> Result<Option<Conversation>> {
-    let preview: String = message
-        .text
-        .split_whitespace()
+    conversations::repo::record_messages(tx, &[(id, preview(&message.text))]).await?;
+    conversations::repo::find(tx, id, false).await
+}
+
+/// What the conversation list shows of a message: the start of its text on one line.
+pub(super) fn preview(text: &str) -> String {
+    text.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .chars()
         .take(PREVIEW_CHARS)
-        .collect();
-    conversations::repo::record_message(tx, id, &preview).await?;
-    conversations::repo::find(tx, id, false).await
+        .collect()
 }
 
 /// A text must be non-empty and within WhatsApp's limit; a template is checked against its

@@ -89,21 +89,98 @@ impl Applier {
     /// Applies `envelope` (parsed from `body`, which is kept with a receipt that has to wait)
     /// and commits; its events are published after the commit by the [`Db`]'s event sink.
     pub async fn apply(&self, envelope: &Envelope, body: &[u8]) -> Result<Outcome, Refusal> {
-        let mut tx = self.db.begin_for(envelope.tenant_id).await?;
+        let mut outcomes = self.apply_batch(&[(envelope, body)]).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| Refusal::from(Error::internal(anyhow::anyhow!("no outcome"))))
+    }
+
+    /// Applies notifications of one tenant in one transaction, in order, all or none: one
+    /// refused refuses the batch (apply them one by one then, to tell which). Consecutive
+    /// `message.received` are stored with one statement each for the lot, which is what lets
+    /// the consumer keep up with a busy queue.
+    pub async fn apply_batch(&self, batch: &[(&Envelope, &[u8])]) -> Result<Vec<Outcome>, Refusal> {
+        let Some((first, _)) = batch.first() else {
+            return Ok(Vec::new());
+        };
+        let tenant = first.tenant_id;
+        if batch.iter().any(|(e, _)| e.tenant_id != tenant) {
+            return Err(Error::internal(anyhow::anyhow!("a batch spans tenants")).into());
+        }
+        let mut tx = self.db.begin_for(tenant).await?;
         if !crate::tenancy::tenant_exists(&mut tx).await? {
             return Err(Refusal::Poison {
                 reason: "unknown_tenant",
-                detail: format!("no tenant {}", envelope.tenant_id),
+                detail: format!("no tenant {tenant}"),
             });
         }
-        let kind = envelope.notification.type_name();
-        if !processed::record(&mut tx, envelope.event_id, kind).await? {
-            return Ok(Outcome::Duplicate);
+        let ids: Vec<(uuid::Uuid, &str)> = batch
+            .iter()
+            .map(|(e, _)| (e.event_id, e.notification.type_name()))
+            .collect();
+        let fresh = processed::record(&mut tx, &ids).await?;
+        let mut outcomes = vec![Outcome::Duplicate; batch.len()];
+        let mut i = 0;
+        while i < batch.len() {
+            if !fresh[i] {
+                i += 1;
+                continue;
+            }
+            let run: Vec<usize> = (i..batch.len())
+                .take_while(|&j| is_received(batch[j].0) || !fresh[j])
+                .filter(|&j| fresh[j])
+                .collect();
+            if run.is_empty() {
+                let (envelope, body) = batch[i];
+                outcomes[i] = apply_notification(&mut tx, &envelope.notification, body).await?;
+                i += 1;
+                continue;
+            }
+            let inbound: Vec<Inbound> = run
+                .iter()
+                .filter_map(|&j| inbound_of(&batch[j].0.notification))
+                .collect();
+            for (&j, received) in run.iter().zip(inbound::receive(&mut tx, &inbound).await?) {
+                outcomes[j] = match received {
+                    Received::Stored(_) => Outcome::Applied,
+                    Received::Known => Outcome::Unchanged,
+                };
+            }
+            i = run.last().map_or(i + 1, |last| last + 1);
         }
-        let outcome = apply_notification(&mut tx, &envelope.notification, body).await?;
         tx.commit().await?;
-        Ok(outcome)
+        Ok(outcomes)
     }
+}
+
+fn is_received(envelope: &Envelope) -> bool {
+    matches!(envelope.notification, Notification::MessageReceived { .. })
+}
+
+fn inbound_of(notification: &Notification) -> Option<Inbound> {
+    let Notification::MessageReceived {
+        state_manager_id,
+        whatsapp_message_id,
+        sent_at,
+        text,
+        media,
+    } = notification
+    else {
+        return None;
+    };
+    Some(Inbound {
+        state_manager_id: state_manager_id.clone(),
+        whatsapp_message_id: whatsapp_message_id.clone(),
+        sent_at: *sent_at,
+        // A media message's caption is its text.
+        text: text
+            .clone()
+            .or_else(|| media.as_ref().and_then(|m| m.caption.clone())),
+        media: media.as_ref().map(|m| MediaContent {
+            url: m.url.clone(),
+            mime_type: m.mime_type.clone(),
+        }),
+    })
 }
 
 async fn apply_notification(
@@ -152,30 +229,11 @@ async fn apply_notification(
         } => changed(
             ConversationService::close_from_platform(tx, state_manager_id, reason.clone()).await?,
         ),
-        Notification::MessageReceived {
-            state_manager_id,
-            whatsapp_message_id,
-            sent_at,
-            text,
-            media,
-        } => {
-            // A media message's caption is its text.
-            let text = text
-                .clone()
-                .or_else(|| media.as_ref().and_then(|m| m.caption.clone()));
-            let inbound = Inbound {
-                state_manager_id: state_manager_id.clone(),
-                whatsapp_message_id: whatsapp_message_id.clone(),
-                sent_at: *sent_at,
-                text,
-                media: media.as_ref().map(|m| MediaContent {
-                    url: m.url.clone(),
-                    mime_type: m.mime_type.clone(),
-                }),
-            };
-            match inbound::receive(tx, &inbound).await? {
-                Received::Stored(_) => Outcome::Applied,
-                Received::Known => Outcome::Unchanged,
+        Notification::MessageReceived { .. } => {
+            let inbound: Vec<Inbound> = inbound_of(notification).into_iter().collect();
+            match inbound::receive(tx, &inbound).await?.pop() {
+                Some(Received::Stored(_)) => Outcome::Applied,
+                _ => Outcome::Unchanged,
             }
         }
         Notification::MessageStatus {

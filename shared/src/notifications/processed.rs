@@ -1,5 +1,6 @@
 //! The ids of applied notifications: what makes a redelivery a no-op.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -7,18 +8,23 @@ use uuid::Uuid;
 use crate::Result;
 use crate::tenancy::{Db, TenantTx};
 
-/// Records `event_id` as applied in this transaction; `false` if it was already.
-pub(super) async fn record(tx: &mut TenantTx, event_id: Uuid, kind: &str) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO processed_notifications (tenant_id, event_id, type) VALUES ($1, $2, $3) \
-         ON CONFLICT DO NOTHING",
+/// Records the `(event_id, type)`s as applied in this transaction; for each, whether it is
+/// new (not applied before, and not earlier in the same list).
+pub(super) async fn record(tx: &mut TenantTx, events: &[(Uuid, &str)]) -> Result<Vec<bool>> {
+    let ids: Vec<Uuid> = events.iter().map(|(id, _)| *id).collect();
+    let kinds: Vec<&str> = events.iter().map(|(_, kind)| *kind).collect();
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO processed_notifications (tenant_id, event_id, type) \
+         SELECT $1, u.event_id, u.type FROM unnest($2::uuid[], $3::text[]) AS u (event_id, type) \
+         ON CONFLICT DO NOTHING RETURNING event_id",
     )
     .bind(tx.tenant_id().0)
-    .bind(event_id)
-    .bind(kind)
-    .execute(tx.conn())
+    .bind(ids)
+    .bind(kinds)
+    .fetch_all(tx.conn())
     .await?;
-    Ok(done.rows_affected() == 1)
+    let mut new: HashSet<Uuid> = inserted.into_iter().collect();
+    Ok(events.iter().map(|(id, _)| new.remove(id)).collect())
 }
 
 /// Forgets ids older than `older_than`, at most `batch` of them; returns how many.

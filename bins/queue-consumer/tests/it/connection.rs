@@ -163,9 +163,12 @@ async fn two_consumers_apply_each_message_once() {
 #[tokio::test]
 async fn a_stop_finishes_what_is_in_flight_and_leaves_the_rest_queued() {
     let h = Harness::new().await;
-    let consumer = h.start(&[("PORTAL__CONSUMER__PREFETCH", "20")]).await;
+    let setup = h.start(&[]).await;
     conversations(&h, 4).await;
-    messages(&h, 4, 400).await;
+    setup.stop().await;
+    messages(&h, 4, 2000).await;
+
+    let consumer = h.start(&[("PORTAL__CONSUMER__PREFETCH", "20")]).await;
     while h.count("SELECT count(*) FROM messages").await < 30 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -174,11 +177,11 @@ async fn a_stop_finishes_what_is_in_flight_and_leaves_the_rest_queued() {
     // Everything applied was acknowledged, everything else is still queued: nothing lost,
     // nothing half-done.
     let applied = h.count("SELECT count(*) FROM messages").await;
-    assert!(applied < 400, "the stop came too late to test anything");
-    assert_eq!(i64::from(h.depth("").await), 400 - applied);
+    assert!(applied < 2000, "the stop came too late to test anything");
+    assert_eq!(i64::from(h.depth("").await), 2000 - applied);
 
     let again = h.start(&[]).await;
-    assert_each_message_once(&h, 400).await;
+    assert_each_message_once(&h, 2000).await;
     assert_eq!(
         again
             .metric("portal_queue_consumer_messages_total{outcome=\"duplicate\"}")

@@ -233,3 +233,113 @@ async fn a_redelivered_event_id_is_applied_once() {
     consumer.stop().await;
     h.finish().await;
 }
+
+#[tokio::test]
+async fn a_backlog_is_applied_in_batches_with_the_same_outcomes_as_one_by_one() {
+    let h = Harness::new().await;
+    let w = &h.world;
+    // Everything is queued before the consumer starts, so its lanes take it in batches.
+    h.publish(
+        w.a,
+        "conversation.created",
+        created("sm-a", "+447700900101", "Ann"),
+    )
+    .await;
+    h.publish(
+        w.b,
+        "conversation.created",
+        created("sm-b", "+447700900102", "Ben"),
+    )
+    .await;
+    let repeated = crate::helpers::envelope(
+        uuid::Uuid::now_v7(),
+        w.a,
+        "message.received",
+        received("sm-a", "wamid.A-rep", "said twice"),
+    );
+    for i in 0..40 {
+        let (tenant, smid) = if i % 2 == 0 {
+            (w.a, "sm-a")
+        } else {
+            (w.b, "sm-b")
+        };
+        h.publish(
+            tenant,
+            "message.received",
+            received(smid, &format!("wamid.{i}"), &format!("m{i}")),
+        )
+        .await;
+        if i == 10 || i == 30 {
+            h.publish_envelope(&repeated).await;
+        }
+        if i == 20 {
+            h.publish_raw(b"not json", lapin::types::FieldTable::default())
+                .await;
+            // A conversation that never comes: its batch is refused and retried one by one.
+            h.publish(
+                w.a,
+                "message.received",
+                received("sm-none", "wamid.X", "lost"),
+            )
+            .await;
+        }
+    }
+    h.publish(
+        w.a,
+        "customer.updated",
+        json!({ "phone_e164": "+447700900101", "display_name": "Ann Z." }),
+    )
+    .await;
+
+    let consumer = h
+        .start(&[
+            ("PORTAL__CONSUMER__MISSING_RETRY_MS", "200"),
+            ("PORTAL__CONSUMER__MISSING_WAIT_SECS", "1"),
+        ])
+        .await;
+    let letters = h.dead_letters(2).await;
+    let mut reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
+    reasons.sort();
+    assert_eq!(reasons, ["not_json", "unknown_reference"]);
+    h.wait_count("SELECT count(*) FROM messages", 41).await;
+    for (tenant, n) in [(w.a, 21), (w.b, 20)] {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(&h.app.owner)
+            .await
+            .unwrap();
+        assert_eq!(count, n);
+        // Every event once, numbered without gaps.
+        let events = h.app.events(tenant).await;
+        let seqs: Vec<i64> = events.iter().map(|(seq, _, _)| *seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        let new_messages = events.iter().filter(|(_, t, _)| t == "message:new").count();
+        assert_eq!(new_messages as i64, n);
+    }
+    // In each conversation, the messages in the order they were published.
+    let texts: Vec<String> = sqlx::query_scalar(
+        "SELECT m.body FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+         WHERE c.state_manager_id = 'sm-b' ORDER BY m.created_at, m.id",
+    )
+    .fetch_all(&h.app.owner)
+    .await
+    .unwrap();
+    let expected: Vec<String> = (0..40)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("m{i}"))
+        .collect();
+    assert_eq!(texts, expected);
+    h.wait_count(
+        "SELECT count(*) FROM customers WHERE display_name = 'Ann Z.'",
+        1,
+    )
+    .await;
+    assert_eq!(
+        consumer
+            .metric("portal_queue_consumer_messages_total{outcome=\"duplicate\"}")
+            .await,
+        1.0
+    );
+    consumer.stop().await;
+    h.finish().await;
+}
