@@ -162,12 +162,7 @@ pub async fn run(
         tracing::error!(error = %err, "the dispatcher task failed");
     }
     // Last, so the events of the dispatcher's final status changes are still published.
-    stop_events.cancel();
-    for task in event_tasks {
-        if let Err(err) = task.await {
-            tracing::error!(error = %err, "an event publishing task failed");
-        }
-    }
+    events::stop_publishing(&stop_events, event_tasks).await;
     served?;
     db.close().await;
     tracing::info!("api stopped");

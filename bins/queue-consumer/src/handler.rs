@@ -230,16 +230,7 @@ impl Handler {
                     .await,
                 "waiting",
             ),
-            Disposition::Requeue => {
-                let _ = delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
-                return "requeued";
-            }
+            Disposition::Requeue => return requeue(delivery).await,
             Disposition::Abandon => return "abandoned",
         };
         match forwarded {
@@ -258,15 +249,23 @@ impl Handler {
                 tracing::error!(error = %err, "forwarding failed; requeueing the message");
                 tokio::time::sleep(Duration::from_millis(self.settings.retry_max_ms.min(1000)))
                     .await;
-                let _ = delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
-                "requeued"
+                requeue(delivery).await
             }
         }
     }
+}
+
+/// Hands the message back to the broker for another consumer (or this one, later).
+async fn requeue(delivery: &Delivery) -> &'static str {
+    let nacked = delivery
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await;
+    if let Err(err) = nacked {
+        tracing::warn!(error = %err, "requeueing failed; the broker will redeliver");
+    }
+    "requeued"
 }

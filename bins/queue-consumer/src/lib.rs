@@ -73,12 +73,7 @@ pub async fn run(
         tracing::error!(error = %err, "the consumer task failed");
     }
     // Last, so the events of the final messages are still published.
-    stop_events.cancel();
-    for task in event_tasks {
-        if let Err(err) = task.await {
-            tracing::error!(error = %err, "an event publishing task failed");
-        }
-    }
+    events::stop_publishing(&stop_events, event_tasks).await;
     served?;
     db.close().await;
     tracing::info!("queue-consumer stopped");

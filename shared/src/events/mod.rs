@@ -290,3 +290,17 @@ pub fn start_publishing(
     }
     (db, tasks)
 }
+
+/// Stops what [`start_publishing`] started, after it has published what it holds. Call it
+/// last, once nothing will append events any more.
+pub async fn stop_publishing(
+    stop: &tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) {
+    stop.cancel();
+    for task in tasks {
+        if let Err(err) = task.await {
+            tracing::error!(error = %err, "an event publishing task failed");
+        }
+    }
+}
