@@ -193,13 +193,7 @@ impl Consumer {
                 let mut batch = Vec::with_capacity(MAX_BATCH);
                 while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                     let work = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-                    if work.len() == 1 {
-                        for (delivery, parsed) in work {
-                            handler.handle(delivery, parsed).await;
-                        }
-                    } else {
-                        handler.handle_many(work).await;
-                    }
+                    handler.handle_many(work).await;
                 }
             });
             lanes.push(tx);

@@ -142,14 +142,10 @@ pub(crate) async fn lock_by_state_manager_id(
     tx: &mut TenantTx,
     state_manager_id: &str,
 ) -> Result<Option<ConversationId>> {
-    let id: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM conversations WHERE tenant_id = $1 AND state_manager_id = $2 FOR UPDATE",
-    )
-    .bind(tx.tenant_id().0)
-    .bind(state_manager_id)
-    .fetch_optional(tx.conn())
-    .await?;
-    Ok(id.map(ConversationId))
+    Ok(lock_by_state_manager_ids(tx, &[state_manager_id])
+        .await?
+        .pop()
+        .map(|(_, id)| id))
 }
 
 /// A conversation opened by the platform.

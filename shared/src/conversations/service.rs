@@ -260,11 +260,7 @@ impl ConversationService {
         state: Option<ConversationState>,
         assignee: Option<Option<AgentId>>,
     ) -> Result<PlatformChange> {
-        let id = repo::lock_by_state_manager_id(tx, state_manager_id)
-            .await?
-            .ok_or(Error::NotFound {
-                resource: "conversation",
-            })?;
+        let id = lock_existing(tx, state_manager_id).await?;
         Self::change_existing(tx, id, state, assignee).await
     }
 
@@ -275,11 +271,7 @@ impl ConversationService {
         reason: Option<String>,
     ) -> Result<PlatformChange> {
         let reason = optional_text("reason", reason, MAX_CLOSE_REASON_CHARS)?;
-        let id = repo::lock_by_state_manager_id(tx, state_manager_id)
-            .await?
-            .ok_or(Error::NotFound {
-                resource: "conversation",
-            })?;
+        let id = lock_existing(tx, state_manager_id).await?;
         let current = found(repo::find(tx, id, false).await?, id)?;
         if current.state == ConversationState::Closed {
             return Ok(PlatformChange::Unchanged(current));
@@ -451,6 +443,16 @@ async fn require_platform_assignee(tx: &mut TenantTx, id: AgentId) -> Result<()>
         Some(_) => Err(Error::invalid("assigned_agent_id", "the agent is inactive")),
         None => Err(Error::NotFound { resource: "agent" }),
     }
+}
+
+/// The conversation a platform notification names, locked; one this tenant does not have is
+/// a missing reference.
+async fn lock_existing(tx: &mut TenantTx, state_manager_id: &str) -> Result<ConversationId> {
+    repo::lock_by_state_manager_id(tx, state_manager_id)
+        .await?
+        .ok_or(Error::NotFound {
+            resource: "conversation",
+        })
 }
 
 fn found(conversation: Option<Conversation>, id: ConversationId) -> Result<Conversation> {
