@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::acks::Acks;
 use crate::forward::Forwarder;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
@@ -118,9 +119,11 @@ impl Consumer {
         tracing::info!(queue = %self.names.queue, prefetch = self.settings.prefetch, concurrency = self.settings.concurrency, "consuming");
 
         let session_stop = stop.child_token();
+        let (acks, settling) = Acks::start(consuming.clone());
         let forwarder = Forwarder::new(publishing.clone(), self.names.clone());
         let handler = Arc::new(Handler {
             applier: Applier::new(self.db.clone()),
+            acks: acks.clone(),
             forwarder: forwarder.clone(),
             metrics: self.metrics.clone(),
             settings: self.settings.clone(),
@@ -142,7 +145,7 @@ impl Consumer {
                 biased;
                 () = stop.cancelled() => break Ok(()),
                 next = deliveries.next() => match next {
-                    Some(Ok(delivery)) => dispatch(&lanes, &self.metrics, delivery).await,
+                    Some(Ok(delivery)) => dispatch(&lanes, &acks, &self.metrics, delivery).await,
                     Some(Err(err)) => break Err(anyhow::Error::from(err)),
                     None => break Err(anyhow::anyhow!("the broker cancelled the consumer")),
                 },
@@ -159,7 +162,7 @@ impl Consumer {
             }
             let drain = async {
                 while let Some(Ok(delivery)) = deliveries.next().await {
-                    dispatch(&lanes, &self.metrics, delivery).await;
+                    dispatch(&lanes, &acks, &self.metrics, delivery).await;
                 }
             };
             let _ = tokio::time::timeout(self.grace, drain).await;
@@ -175,6 +178,13 @@ impl Consumer {
             workers.shutdown().await;
         }
         session_stop.cancel();
+        // With every handle gone, the settling task acknowledges what is finished and ends.
+        drop((handler, acks));
+        if tokio::time::timeout(self.grace, settling).await.is_err() {
+            tracing::warn!(
+                "acknowledging finished messages did not end in time; the broker redelivers them"
+            );
+        }
         let _ = sweeping.await;
         let _ = connection.close(200, "bye".into()).await;
         ended
@@ -206,8 +216,14 @@ impl Consumer {
 /// serialised anyway (each appends to the tenant's event sequence, whose counter row it holds
 /// until commit), so one lane per tenant costs no parallelism; it keeps every tenant's
 /// notifications in arrival order and lets a busy tenant's backlog be applied in batches.
-async fn dispatch(lanes: &[mpsc::Sender<Work>], metrics: &Metrics, delivery: Delivery) {
+async fn dispatch(
+    lanes: &[mpsc::Sender<Work>],
+    acks: &Acks,
+    metrics: &Metrics,
+    delivery: Delivery,
+) {
     metrics.consumed();
+    acks.delivered(delivery.delivery_tag);
     let parsed = notifications::parse(&delivery.data);
     let mut hasher = DefaultHasher::new();
     match &parsed {

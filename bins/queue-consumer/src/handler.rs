@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
 use portal_shared::backoff::Backoff;
 use portal_shared::config::ConsumerSettings;
 use portal_shared::notifications::{Applier, Envelope, Poison, Refusal};
@@ -14,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::acks::Acks;
 use crate::forward::{self, Forwarder};
 use crate::metrics::Metrics;
 
@@ -36,6 +36,7 @@ enum Disposition {
 #[derive(Debug)]
 pub struct Handler {
     pub applier: Applier,
+    pub acks: Acks,
     pub forwarder: Forwarder,
     pub metrics: Metrics,
     pub settings: Arc<ConsumerSettings>,
@@ -121,6 +122,7 @@ impl Handler {
         let applied = self.applier.apply_batch(&batch).instrument(span).await;
         match applied {
             Ok(outcomes) => {
+                self.metrics.batch(outcomes.len());
                 for ((delivery, envelope), outcome) in group.iter().zip(outcomes) {
                     let age = (Utc::now() - envelope.occurred_at)
                         .to_std()
@@ -149,6 +151,7 @@ impl Handler {
         loop {
             match self.applier.apply(envelope, &delivery.data).await {
                 Ok(outcome) => {
+                    self.metrics.batch(1);
                     let age = (Utc::now() - envelope.occurred_at)
                         .to_std()
                         .unwrap_or_default();
@@ -230,16 +233,17 @@ impl Handler {
                     .await,
                 "waiting",
             ),
-            Disposition::Requeue => return requeue(delivery).await,
-            Disposition::Abandon => return "abandoned",
+            Disposition::Requeue => return self.requeue(delivery),
+            Disposition::Abandon => {
+                self.acks.forget(delivery.delivery_tag);
+                return "abandoned";
+            }
         };
         match forwarded {
             Ok(()) => {
-                if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
-                    // Applied (or forwarded) but not acknowledged: the redelivery is a no-op.
-                    tracing::warn!(error = %err, "acknowledging failed; the broker will redeliver");
-                    return "abandoned";
-                }
+                // Applied (or forwarded): acknowledged soon, together with others. Should the
+                // connection drop first, the redelivery is recognised by its event_id.
+                self.acks.ack(delivery.delivery_tag);
                 outcome
             }
             Err(err) => {
@@ -249,23 +253,14 @@ impl Handler {
                 tracing::error!(error = %err, "forwarding failed; requeueing the message");
                 tokio::time::sleep(Duration::from_millis(self.settings.retry_max_ms.min(1000)))
                     .await;
-                requeue(delivery).await
+                self.requeue(delivery)
             }
         }
     }
-}
 
-/// Hands the message back to the broker for another consumer (or this one, later).
-async fn requeue(delivery: &Delivery) -> &'static str {
-    let nacked = delivery
-        .acker
-        .nack(BasicNackOptions {
-            requeue: true,
-            ..Default::default()
-        })
-        .await;
-    if let Err(err) = nacked {
-        tracing::warn!(error = %err, "requeueing failed; the broker will redeliver");
+    /// Hands the message back to the broker for another consumer (or this one, later).
+    fn requeue(&self, delivery: &Delivery) -> &'static str {
+        self.acks.requeue(delivery.delivery_tag);
+        "requeued"
     }
-    "requeued"
 }

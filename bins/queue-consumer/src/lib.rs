@@ -1,11 +1,12 @@
 //! `queue-consumer`: applies the `agent.notifications` RabbitMQ queue to Postgres and publishes
 //! the resulting events for the realtime service.
 //!
-//! [`consumer`] holds the broker connection, [`handler`] the fate of one message, [`forward`]
-//! the dead-letter and wait publishing, [`topology`] the declared queues, [`sweep`] the
-//! periodic housekeeping. The rules themselves are the shared services', through
+//! [`consumer`] holds the broker connection, [`handler`] the fate of one message, [`acks`] the
+//! batched acknowledgements, [`forward`] the dead-letter and wait publishing, [`topology`] the
+//! declared queues, [`sweep`] the periodic housekeeping. The rules themselves are the shared services', through
 //! [`portal_shared::notifications::Applier`].
 
+pub mod acks;
 pub mod consumer;
 pub mod forward;
 pub mod handler;

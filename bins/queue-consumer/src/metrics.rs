@@ -35,6 +35,7 @@ struct Inner {
     retries: Counter,
     processing: Histogram,
     age: Histogram,
+    batch: Histogram,
     queue_depth: Gauge,
     connected: Gauge,
 }
@@ -50,6 +51,8 @@ impl Default for Metrics {
         let processing = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         // 5 ms to ~3 h.
         let age = Histogram::new(exponential_buckets(0.005, 2.0, 22));
+        // 1 to 512.
+        let batch = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         let queue_depth = Gauge::default();
         let connected = Gauge::default();
         registry.register(
@@ -83,6 +86,11 @@ impl Default for Metrics {
             age.clone(),
         );
         registry.register(
+            "batch_messages",
+            "Messages applied together in one transaction (a tenant's messages that were waiting together)",
+            batch.clone(),
+        );
+        registry.register(
             "queue_messages",
             "Messages ready in the queue, not yet delivered to any consumer (sampled)",
             queue_depth.clone(),
@@ -101,6 +109,7 @@ impl Default for Metrics {
                 retries,
                 processing,
                 age,
+                batch,
                 queue_depth,
                 connected,
             }),
@@ -136,6 +145,10 @@ impl Metrics {
 
     pub fn applied_after(&self, age: Duration) {
         self.inner.age.observe(age.as_secs_f64());
+    }
+
+    pub fn batch(&self, messages: usize) {
+        self.inner.batch.observe(messages as f64);
     }
 
     pub fn queue_depth(&self, messages: u32) {

@@ -72,14 +72,15 @@ impl From<ConversationRow> for Conversation {
     }
 }
 
-/// A conversation row with its customer and assignee, as [`ConversationRow`] reads it.
-const SELECT: &str = "SELECT c.id, c.state, c.channel, \
+/// A conversation with its customer and assignee, as [`ConversationRow`] reads it: the
+/// columns of any `c` shaped like the table (the table itself, a subquery, the rows an UPDATE
+/// returned), with [`JOINS`].
+const COLUMNS: &str = "c.id, c.state, c.channel, \
         c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone, \
         c.assigned_agent_id, a.display_name AS assignee_name, \
         c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview, \
-        c.created_at, c.updated_at, c.last_activity_at, c.closed_at \
-    FROM conversations c \
-    JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id \
+        c.created_at, c.updated_at, c.last_activity_at, c.closed_at";
+const JOINS: &str = "JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id \
     LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id";
 
 /// One conversation with its customer and assignee; `lock` holds it until the transaction ends.
@@ -91,29 +92,13 @@ pub(crate) async fn find(
 ) -> Result<Option<Conversation>> {
     let lock = if lock { " FOR UPDATE OF c" } else { "" };
     let row: Option<ConversationRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "{SELECT} WHERE c.tenant_id = $1 AND c.id = $2{lock}"
+        "SELECT {COLUMNS} FROM conversations c {JOINS} WHERE c.tenant_id = $1 AND c.id = $2{lock}"
     )))
     .bind(tx.tenant_id().0)
     .bind(id.0)
     .fetch_optional(tx.conn())
     .await?;
     Ok(row.map(Into::into))
-}
-
-/// Several conversations, in no particular order.
-pub(crate) async fn find_many(
-    tx: &mut TenantTx,
-    ids: &[ConversationId],
-) -> Result<Vec<Conversation>> {
-    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
-    let rows: Vec<ConversationRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "{SELECT} WHERE c.tenant_id = $1 AND c.id = ANY($2)"
-    )))
-    .bind(tx.tenant_id().0)
-    .bind(ids)
-    .fetch_all(tx.conn())
-    .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// The ids of the conversations upstream knows by these `state_manager_id`s, locked for update
@@ -221,26 +206,31 @@ pub(super) async fn close(
 }
 
 /// Messages were added: each conversation moves to the top of the list with its new preview.
+/// Returns the conversations as they are now (those that exist).
 #[tracing::instrument(skip(tx, previews), fields(tenant_id = %tx.tenant_id()))]
 pub(crate) async fn record_messages(
     tx: &mut TenantTx,
     previews: &[(ConversationId, String)],
-) -> Result<()> {
+) -> Result<Vec<Conversation>> {
     let ids: Vec<Uuid> = previews.iter().map(|(id, _)| id.0).collect();
     let texts: Vec<&str> = previews.iter().map(|(_, p)| p.as_str()).collect();
-    sqlx::query(
-        "UPDATE conversations c \
-         SET last_activity_at = greatest(c.last_activity_at, now()), last_message_preview = u.preview, \
-             updated_at = now() \
-         FROM unnest($2::uuid[], $3::text[]) AS u (id, preview) \
-         WHERE c.tenant_id = $1 AND c.id = u.id",
-    )
+    let rows: Vec<ConversationRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "WITH updated AS ( \
+             UPDATE conversations c \
+             SET last_activity_at = greatest(c.last_activity_at, now()), \
+                 last_message_preview = u.preview, updated_at = now() \
+             FROM unnest($2::uuid[], $3::text[]) AS u (id, preview) \
+             WHERE c.tenant_id = $1 AND c.id = u.id \
+             RETURNING c.* \
+         ) \
+         SELECT {COLUMNS} FROM updated c {JOINS}"
+    )))
     .bind(tx.tenant_id().0)
     .bind(ids)
     .bind(texts)
-    .execute(tx.conn())
+    .fetch_all(tx.conn())
     .await?;
-    Ok(())
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
@@ -403,12 +393,7 @@ pub(super) async fn list(
     let order = format!(" ORDER BY c.{column} {dir}, c.id {dir} LIMIT ");
     let limit = request.page.fetch_limit();
 
-    let mut qb = QueryBuilder::new(
-        "SELECT c.id, c.state, c.channel, c.customer_id, cu.display_name AS customer_name, \
-         cu.phone_e164 AS customer_phone, c.assigned_agent_id, a.display_name AS assignee_name, \
-         c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview, \
-         c.created_at, c.updated_at, c.last_activity_at, c.closed_at FROM (",
-    );
+    let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM ("));
     for (i, branch) in branches(visibility, &request.filter.states)
         .into_iter()
         .enumerate()
@@ -434,10 +419,7 @@ pub(super) async fn list(
         }
         qb.push(order.as_str()).push_bind(limit).push(")");
     }
-    qb.push(
-        ") c JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id \
-         LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id",
-    );
+    qb.push(format!(") c {JOINS}"));
     qb.push(order.as_str()).push_bind(limit);
 
     let rows: Vec<ConversationRow> = qb.build_query_as().fetch_all(tx.conn()).await?;

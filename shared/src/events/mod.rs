@@ -86,11 +86,18 @@ pub async fn append_many(
              INSERT INTO tenant_event_counters (tenant_id, last_seq) VALUES ($1, $4) \
              ON CONFLICT (tenant_id) DO UPDATE SET last_seq = tenant_event_counters.last_seq + $4 \
              RETURNING last_seq \
+         ), \
+         appended AS ( \
+             INSERT INTO events (tenant_id, seq, event_type, payload) \
+             SELECT $1, next.last_seq - $4 + p.ord, $2, p.payload \
+             FROM next, unnest($3::jsonb[]) WITH ORDINALITY AS p (payload, ord) \
+             RETURNING seq, created_at \
+         ), \
+         unpublished AS ( \
+             INSERT INTO unpublished_events (tenant_id, seq, created_at) \
+             SELECT $1, seq, created_at FROM appended \
          ) \
-         INSERT INTO events (tenant_id, seq, event_type, payload) \
-         SELECT $1, next.last_seq - $4 + p.ord, $2, p.payload \
-         FROM next, unnest($3::jsonb[]) WITH ORDINALITY AS p (payload, ord) \
-         RETURNING seq, created_at",
+         SELECT seq, created_at FROM appended",
     )
     .bind(tenant_id)
     .bind(event.as_str())

@@ -106,10 +106,8 @@ pub async fn receive(tx: &mut TenantTx, inbound: &[Inbound]) -> Result<Vec<Recei
         previews.retain(|(id, _)| *id != message.conversation_id);
         previews.push((message.conversation_id, preview(&message.text)));
     }
-    conversations::repo::record_messages(tx, &previews).await?;
-    let ids: Vec<ConversationId> = previews.iter().map(|(id, _)| *id).collect();
     let after: HashMap<ConversationId, conversations::Conversation> =
-        conversations::repo::find_many(tx, &ids)
+        conversations::repo::record_messages(tx, &previews)
             .await?
             .into_iter()
             .map(|c| (c.id, c))

@@ -366,8 +366,11 @@ async fn touch(
     id: ConversationId,
     message: &Message,
 ) -> Result<Option<Conversation>> {
-    conversations::repo::record_messages(tx, &[(id, preview(&message.text))]).await?;
-    conversations::repo::find(tx, id, false).await
+    Ok(
+        conversations::repo::record_messages(tx, &[(id, preview(&message.text))])
+            .await?
+            .pop(),
+    )
 }
 
 /// What the conversation list shows of a message: the start of its text on one line.

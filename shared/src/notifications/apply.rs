@@ -108,17 +108,16 @@ impl Applier {
             return Err(Error::internal(anyhow::anyhow!("a batch spans tenants")).into());
         }
         let mut tx = self.db.begin_for(tenant).await?;
-        if !crate::tenancy::tenant_exists(&mut tx).await? {
-            return Err(Refusal::Poison {
-                reason: "unknown_tenant",
-                detail: format!("no tenant {tenant}"),
-            });
-        }
         let ids: Vec<(uuid::Uuid, &str)> = batch
             .iter()
             .map(|(e, _)| (e.event_id, e.notification.type_name()))
             .collect();
-        let fresh = processed::record(&mut tx, &ids).await?;
+        let Some(fresh) = processed::record(&mut tx, &ids).await? else {
+            return Err(Refusal::Poison {
+                reason: "unknown_tenant",
+                detail: format!("no tenant {tenant}"),
+            });
+        };
         let mut outcomes = vec![Outcome::Duplicate; batch.len()];
         let mut i = 0;
         while i < batch.len() {

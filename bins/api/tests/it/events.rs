@@ -40,7 +40,7 @@ async fn next(stream: &mut (impl futures::Stream<Item = Value> + Unpin)) -> Valu
 }
 
 async fn unpublished(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE published_at IS NULL")
+    sqlx::query_scalar("SELECT count(*) FROM unpublished_events")
         .fetch_one(&app.owner)
         .await
         .unwrap()
@@ -181,8 +181,12 @@ async fn two_relays_publish_each_event_once() {
     let app = TestApp::spawn_with(&[("PORTAL__EVENTS__RELAY_ENABLED", "false")]).await;
     let tenant = app.tenant().await;
     sqlx::query(
-        "INSERT INTO events (tenant_id, seq, event_type, payload) \
-         SELECT $1, s, 'conversation:updated', jsonb_build_object('n', s) FROM generate_series(1, 1200) s",
+        "WITH appended AS ( \
+             INSERT INTO events (tenant_id, seq, event_type, payload) \
+             SELECT $1, s, 'conversation:updated', jsonb_build_object('n', s) \
+             FROM generate_series(1, 1200) s RETURNING tenant_id, seq \
+         ) \
+         INSERT INTO unpublished_events (tenant_id, seq) SELECT tenant_id, seq FROM appended",
     )
     .bind(tenant)
     .execute(&app.owner)
@@ -225,9 +229,9 @@ async fn replay_sends_what_a_client_missed_or_tells_it_to_resync() {
     let w = World::new(&app).await;
     // Ten events; the first four are five days old (past the 72 h retention), all published.
     sqlx::query(
-        "INSERT INTO events (tenant_id, seq, event_type, payload, created_at, published_at) \
+        "INSERT INTO events (tenant_id, seq, event_type, payload, created_at) \
          SELECT $1, s, 'conversation:updated', jsonb_build_object('n', s), \
-                CASE WHEN s <= 4 THEN now() - interval '5 days' ELSE now() END, now() \
+                CASE WHEN s <= 4 THEN now() - interval '5 days' ELSE now() END \
          FROM generate_series(1, 10) s",
     )
     .bind(w.a)
@@ -277,8 +281,12 @@ async fn replay_sends_what_a_client_missed_or_tells_it_to_resync() {
 
     // Pruning removes the published events past retention, and only those.
     sqlx::query(
-        "INSERT INTO events (tenant_id, seq, event_type, payload, created_at) \
-         VALUES ($1, 11, 'conversation:updated', '{}', now() - interval '5 days')",
+        "WITH appended AS ( \
+             INSERT INTO events (tenant_id, seq, event_type, payload, created_at) \
+             VALUES ($1, 11, 'conversation:updated', '{}', now() - interval '5 days') \
+             RETURNING tenant_id, seq \
+         ) \
+         INSERT INTO unpublished_events (tenant_id, seq) SELECT tenant_id, seq FROM appended",
     )
     .bind(w.a)
     .execute(&app.owner)
