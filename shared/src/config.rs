@@ -266,7 +266,7 @@ url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 
 [consumer]
 queue = "agent.notifications"
-prefetch = 256
+prefetch = 1024
 concurrency = 16
 delivery_limit = 20
 reconnect_initial_ms = 500
