@@ -83,6 +83,10 @@ pub struct ConsumerSettings {
     /// Lanes applying messages at once. Each tenant's messages go to one lane, so they are
     /// applied in the order they arrived, and a backlog is applied in batches.
     pub concurrency: u16,
+    /// A lane that finds more than one message waiting is busy: it waits up to this long for
+    /// its batch to fill before applying it, because a transaction's fixed cost dominates a
+    /// small batch's. A lone message on an idle lane is applied at once. 0 turns waiting off.
+    pub batch_linger_ms: u64,
     /// The queue's `x-delivery-limit`: a message delivered this often without being
     /// acknowledged (the consumer keeps crashing on it) is dead-lettered by the broker.
     pub delivery_limit: u32,
@@ -268,6 +272,7 @@ url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 queue = "agent.notifications"
 prefetch = 1024
 concurrency = 16
+batch_linger_ms = 100
 delivery_limit = 20
 reconnect_initial_ms = 500
 reconnect_max_ms = 30000
@@ -479,6 +484,10 @@ impl Settings {
         if consumer.delivery_limit == 0 {
             return bad("consumer.delivery_limit", "must be at least 1");
         }
+        // Longer would hold deliveries past any sensible latency, and SIGTERM's grace with them.
+        if consumer.batch_linger_ms > 1000 {
+            return bad("consumer.batch_linger_ms", "must be at most 1000");
+        }
         if consumer.missing_retry_ms == 0 || consumer.sweep_interval_secs == 0 {
             return bad(
                 "consumer.missing_retry_ms",
@@ -586,6 +595,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("redis.url"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[SECRET, ("PORTAL__CONSUMER__BATCH_LINGER_MS", "60000")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("consumer.batch_linger_ms"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -27,14 +27,12 @@ use tokio_util::sync::CancellationToken;
 use crate::acks::Acks;
 use crate::forward::Forwarder;
 use crate::handler::Handler;
+use crate::lanes::next_batch;
 use crate::metrics::Metrics;
 use crate::sweep::Sweeper;
 use crate::topology::{self, Names};
 
 type Work = (Delivery, Result<Envelope, Poison>);
-
-/// At most this many messages of a lane are applied in one transaction.
-const MAX_BATCH: usize = 64;
 
 #[derive(Debug)]
 pub struct Consumer {
@@ -195,15 +193,13 @@ impl Consumer {
         let mut lanes = Vec::new();
         let mut workers = JoinSet::new();
         let depth = usize::from(self.settings.prefetch).max(1);
+        let linger = Duration::from_millis(self.settings.batch_linger_ms);
         for _ in 0..self.settings.concurrency {
             let (tx, mut rx) = mpsc::channel::<Work>(depth);
             let handler = handler.clone();
             workers.spawn(async move {
-                // What piled up while the last batch was applied is applied together.
-                let mut batch = Vec::with_capacity(MAX_BATCH);
-                while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                    let work = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-                    handler.handle_many(work).await;
+                while let Some(batch) = next_batch(&mut rx, linger).await {
+                    handler.handle_many(batch).await;
                 }
             });
             lanes.push(tx);

@@ -1,7 +1,7 @@
 //! `queue-consumer`: applies the `agent.notifications` RabbitMQ queue to Postgres and publishes
 //! the resulting events for the realtime service.
 //!
-//! [`consumer`] holds the broker connection, [`handler`] the fate of one message, [`acks`] the
+//! [`consumer`] holds the broker connection, [`handler`] the fate of one message, [`lanes`] how a lane takes its next batch, [`acks`] the
 //! batched acknowledgements, [`forward`] the dead-letter and wait publishing, [`topology`] the
 //! declared queues, [`sweep`] the periodic housekeeping. The rules themselves are the shared services', through
 //! [`portal_shared::notifications::Applier`].
@@ -10,6 +10,7 @@ pub mod acks;
 pub mod consumer;
 pub mod forward;
 pub mod handler;
+pub mod lanes;
 pub mod metrics;
 pub mod probes;
 pub mod sweep;
