@@ -7,7 +7,7 @@
 BEGIN;
 SELECT set_config('app.tenant_id', '00000000-0000-0000-0000-00000000000a', true) \g /dev/null
 \echo '--- supervisor, default sort'
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) :sel FROM ((SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000a' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26)) c :joins ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) :sel FROM ((SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000a' AND c.state = 'active' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26) UNION ALL (SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000a' AND c.state = 'waiting' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26) UNION ALL (SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000a' AND c.state = 'closed' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26)) c :joins ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26;
 \echo '--- agent: own + unassigned waiting'
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) :sel FROM ((SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000a' AND c.assigned_agent_id = '00000000-0000-0000-0001-000000000007' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26) UNION ALL (SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000a' AND c.assigned_agent_id IS NULL AND c.state = 'waiting' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26)) c :joins ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26;
 \echo '--- supervisor, state=waiting&state=active'
@@ -20,5 +20,5 @@ COMMIT;
 BEGIN;
 SELECT set_config('app.tenant_id', '00000000-0000-0000-0000-00000000000b', true) \g /dev/null
 \echo '--- small tenant, default sort'
-EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) :sel FROM ((SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000b' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26)) c :joins ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) :sel FROM ((SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000b' AND c.state = 'active' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26) UNION ALL (SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000b' AND c.state = 'waiting' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26) UNION ALL (SELECT c.* FROM conversations c WHERE c.tenant_id = '00000000-0000-0000-0000-00000000000b' AND c.state = 'closed' ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26)) c :joins ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 26;
 COMMIT;

@@ -270,7 +270,7 @@ url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 
 [consumer]
 queue = "agent.notifications"
-prefetch = 1024
+prefetch = 2048
 concurrency = 16
 batch_linger_ms = 100
 delivery_limit = 20

@@ -155,6 +155,18 @@ impl TenantTx {
         &mut self.tx
     }
 
+    /// Moves the rest of the transaction to another tenant: what follows sees and writes only
+    /// that tenant's rows. For the queue consumer alone, which applies several tenants' batches
+    /// in one transaction because a commit costs the database far more than a statement.
+    pub(crate) async fn switch_tenant(&mut self, tenant_id: TenantId) -> Result<()> {
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant_id.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        self.tenant_id = tenant_id;
+        Ok(())
+    }
+
     pub(crate) fn appended(&mut self, event: Event) {
         self.events.push(event);
     }

@@ -33,6 +33,9 @@ enum Disposition {
     Abandon,
 }
 
+/// One tenant's deliveries of a batch, in arrival order.
+type Group = Vec<(Delivery, Envelope)>;
+
 #[derive(Debug)]
 pub struct Handler {
     pub applier: Applier,
@@ -79,12 +82,12 @@ impl Handler {
         .await
     }
 
-    /// Several deliveries that were waiting in a lane together: each tenant's are applied in
-    /// one transaction (far fewer round trips and commits under load). When a batch is refused,
-    /// its messages go the one-by-one way, which sorts out which one is at fault and what to do
-    /// with it.
+    /// Several deliveries that were waiting in a lane together: applied in one transaction,
+    /// each tenant's in order (a commit costs the database far more than the statements in
+    /// it). When that is refused, each tenant's are tried on their own, then one by one, which
+    /// sorts out which message is at fault and what to do with it.
     pub async fn handle_many(&self, work: Vec<(Delivery, Result<Envelope, Poison>)>) {
-        let mut groups: Vec<Vec<(Delivery, Envelope)>> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         for (delivery, parsed) in work {
             match parsed {
                 Ok(envelope) => match groups
@@ -97,50 +100,65 @@ impl Handler {
                 Err(poison) => self.handle(delivery, Err(poison)).await,
             }
         }
-        for group in groups {
-            if group.len() > 1 {
-                self.apply_group(group).await;
-            } else {
-                for (delivery, envelope) in group {
-                    self.handle(delivery, Ok(envelope)).await;
+        // The same order in every consumer: tenants' event counters are locked in it.
+        groups.sort_by_key(|g| g[0].1.tenant_id);
+        let several_tenants = groups.len() > 1;
+        if groups.iter().map(Vec::len).sum::<usize>() > 1 {
+            match self.apply_together(groups).await {
+                Ok(()) => return,
+                Err(refused) => groups = refused,
+            }
+        }
+        for mut group in groups {
+            if several_tenants && group.len() > 1 {
+                match self.apply_together(vec![group]).await {
+                    Ok(()) => continue,
+                    Err(mut refused) => group = refused.pop().unwrap_or_default(),
                 }
+            }
+            for (delivery, envelope) in group {
+                self.handle(delivery, Ok(envelope)).await;
             }
         }
     }
 
-    async fn apply_group(&self, group: Vec<(Delivery, Envelope)>) {
+    /// Applies the groups in one transaction and acknowledges them; hands them back untouched
+    /// when the transaction is refused.
+    async fn apply_together(&self, groups: Vec<Group>) -> Result<(), Vec<Group>> {
         let started = Instant::now();
-        let span = tracing::info_span!(
-            "notification_batch",
-            tenant_id = %group[0].1.tenant_id,
-            n = group.len(),
-        );
-        let batch: Vec<(&Envelope, &[u8])> = group
+        let n = groups.iter().map(Vec::len).sum::<usize>();
+        let span = tracing::info_span!("notification_batch", tenants = groups.len(), n);
+        let batches: Vec<Vec<(&Envelope, &[u8])>> = groups
             .iter()
-            .map(|(delivery, envelope)| (envelope, delivery.data.as_slice()))
+            .map(|group| {
+                group
+                    .iter()
+                    .map(|(delivery, envelope)| (envelope, delivery.data.as_slice()))
+                    .collect()
+            })
             .collect();
-        let applied = self.applier.apply_batch(&batch).instrument(span).await;
-        match applied {
-            Ok(outcomes) => {
-                self.metrics.batch(outcomes.len());
-                for ((delivery, envelope), outcome) in group.iter().zip(outcomes) {
-                    let age = (Utc::now() - envelope.occurred_at)
-                        .to_std()
-                        .unwrap_or_default();
-                    self.metrics.applied_after(age);
-                    let outcome = self
-                        .settle(delivery, Disposition::Ack(outcome.as_str()))
-                        .await;
-                    self.metrics.finished(outcome, started.elapsed());
-                }
-            }
+        let batches: Vec<&[(&Envelope, &[u8])]> = batches.iter().map(Vec::as_slice).collect();
+        let outcomes = match self.applier.apply_tenants(&batches).instrument(span).await {
+            Ok(outcomes) => outcomes,
             Err(refusal) => {
-                tracing::debug!(%refusal, n = group.len(), "a batch was refused; applying its messages one by one");
-                for (delivery, envelope) in group {
-                    self.handle(delivery, Ok(envelope)).await;
-                }
+                tracing::debug!(%refusal, n, "a batch was refused; applying its messages on their own");
+                return Err(groups);
+            }
+        };
+        self.metrics.batch(n);
+        for (group, outcomes) in groups.iter().zip(outcomes) {
+            for ((delivery, envelope), outcome) in group.iter().zip(outcomes) {
+                let age = (Utc::now() - envelope.occurred_at)
+                    .to_std()
+                    .unwrap_or_default();
+                self.metrics.applied_after(age);
+                let outcome = self
+                    .settle(delivery, Disposition::Ack(outcome.as_str()))
+                    .await;
+                self.metrics.finished(outcome, started.elapsed());
             }
         }
+        Ok(())
     }
 
     async fn apply(&self, delivery: &Delivery, envelope: &Envelope) -> Disposition {

@@ -9,8 +9,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
-/// At most this many messages of a lane are applied in one transaction.
-pub const MAX_BATCH: usize = 64;
+/// At most this many messages of a lane are applied in one transaction. At full speed the
+/// batches come close to it (docs/queue-consumer-performance.md), so `consumer.prefetch` leaves
+/// room for every lane's batch and the next one arriving.
+pub const MAX_BATCH: usize = 128;
 
 /// The lane's next batch, or `None` once the lane is closed and empty.
 pub async fn next_batch<T>(rx: &mut mpsc::Receiver<T>, linger: Duration) -> Option<Vec<T>> {

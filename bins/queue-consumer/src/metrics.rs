@@ -87,7 +87,7 @@ impl Default for Metrics {
         );
         registry.register(
             "batch_messages",
-            "Messages applied together in one transaction (a tenant's messages that were waiting together)",
+            "Messages applied together in one transaction (those that were waiting together in a lane)",
             batch.clone(),
         );
         registry.register(

@@ -271,7 +271,7 @@ pub(super) async fn record_assignment(
 }
 
 /// A conjunction of equalities that an index can serve in sort order.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Branch {
     assignee: Option<Option<AgentId>>,
     state: Option<ConversationState>,
@@ -280,9 +280,36 @@ struct Branch {
 /// Splits "what the caller may see × the states asked for" into disjoint branches. Each is an
 /// index range read in sort order; a Merge Append of them reads about `limit` rows, where one
 /// query with `OR`/`IN` would collect every match and sort it.
-fn branches(visibility: Visibility, states: &[ConversationState]) -> Vec<Branch> {
+fn branches(
+    visibility: Visibility,
+    filter: &ConversationFilter,
+    search: Option<&SearchTerm>,
+) -> Vec<Branch> {
     let visible = match visibility {
-        Visibility::Tenant => vec![Branch::default()],
+        // There is no tenant-wide index in sort order (every new message would rewrite it): the
+        // whole tenant is read one state at a time, or by the assignee asked for. A search
+        // reads its customers' conversations by customer, in no order, so it needs no split.
+        Visibility::Tenant => match (filter.assigned_agent_id, filter.unassigned) {
+            (Some(agent), _) => vec![Branch {
+                assignee: Some(Some(agent)),
+                state: None,
+            }],
+            (None, true) => vec![Branch {
+                assignee: Some(None),
+                state: None,
+            }],
+            (None, false) if search.is_some() => vec![Branch {
+                assignee: None,
+                state: None,
+            }],
+            (None, false) => ConversationState::ALL
+                .into_iter()
+                .map(|state| Branch {
+                    assignee: None,
+                    state: Some(state),
+                })
+                .collect(),
+        },
         Visibility::Agent(me) => vec![
             Branch {
                 assignee: Some(Some(me)),
@@ -294,6 +321,7 @@ fn branches(visibility: Visibility, states: &[ConversationState]) -> Vec<Branch>
             },
         ],
     };
+    let states = &filter.states;
     if states.is_empty() {
         return visible;
     }
@@ -394,7 +422,7 @@ pub(super) async fn list(
     let limit = request.page.fetch_limit();
 
     let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM ("));
-    for (i, branch) in branches(visibility, &request.filter.states)
+    for (i, branch) in branches(visibility, &request.filter, search)
         .into_iter()
         .enumerate()
     {
@@ -448,7 +476,7 @@ pub(super) async fn count_by_state(
 ) -> Result<StateCounts> {
     let tenant_id = tx.tenant_id().0;
     let mut qb = QueryBuilder::new("SELECT c.state, count(*) FROM (");
-    for (i, branch) in branches(visibility, &filter.states).into_iter().enumerate() {
+    for (i, branch) in branches(visibility, filter, search).into_iter().enumerate() {
         if i > 0 {
             qb.push(" UNION ALL ");
         }

@@ -96,60 +96,94 @@ impl Applier {
     }
 
     /// Applies notifications of one tenant in one transaction, in order, all or none: one
-    /// refused refuses the batch (apply them one by one then, to tell which). Consecutive
-    /// `message.received` are stored with one statement each for the lot, which is what lets
-    /// the consumer keep up with a busy queue.
+    /// refused refuses the batch (apply them one by one then, to tell which).
     pub async fn apply_batch(&self, batch: &[(&Envelope, &[u8])]) -> Result<Vec<Outcome>, Refusal> {
-        let Some((first, _)) = batch.first() else {
-            return Ok(Vec::new());
-        };
-        let tenant = first.tenant_id;
-        if batch.iter().any(|(e, _)| e.tenant_id != tenant) {
-            return Err(Error::internal(anyhow::anyhow!("a batch spans tenants")).into());
-        }
-        let mut tx = self.db.begin_for(tenant).await?;
-        let ids: Vec<(uuid::Uuid, &str)> = batch
-            .iter()
-            .map(|(e, _)| (e.event_id, e.notification.type_name()))
-            .collect();
-        let Some(fresh) = processed::record(&mut tx, &ids).await? else {
-            return Err(Refusal::Poison {
-                reason: "unknown_tenant",
-                detail: format!("no tenant {tenant}"),
-            });
-        };
-        let mut outcomes = vec![Outcome::Duplicate; batch.len()];
-        let mut i = 0;
-        while i < batch.len() {
-            if !fresh[i] {
-                i += 1;
+        let mut outcomes = self.apply_tenants(&[batch]).await?;
+        Ok(outcomes.pop().unwrap_or_default())
+    }
+
+    /// Applies several tenants' batches in one transaction: each batch in order, all or none,
+    /// one refused refuses them all (apply each tenant's on its own then). Batches are applied
+    /// in the order given; give them sorted by tenant, so that two consumers taking the same
+    /// tenants' event counters do so in the same order and never deadlock.
+    pub async fn apply_tenants(
+        &self,
+        batches: &[&[(&Envelope, &[u8])]],
+    ) -> Result<Vec<Vec<Outcome>>, Refusal> {
+        let mut tx: Option<TenantTx> = None;
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let Some((first, _)) = batch.first() else {
+                outcomes.push(Vec::new());
                 continue;
+            };
+            let tenant = first.tenant_id;
+            if batch.iter().any(|(e, _)| e.tenant_id != tenant) {
+                return Err(Error::internal(anyhow::anyhow!("a batch spans tenants")).into());
             }
-            let run: Vec<usize> = (i..batch.len())
-                .take_while(|&j| is_received(batch[j].0) || !fresh[j])
-                .filter(|&j| fresh[j])
-                .collect();
-            if run.is_empty() {
-                let (envelope, body) = batch[i];
-                outcomes[i] = apply_notification(&mut tx, &envelope.notification, body).await?;
-                i += 1;
-                continue;
-            }
-            let inbound: Vec<Inbound> = run
-                .iter()
-                .filter_map(|&j| inbound_of(&batch[j].0.notification))
-                .collect();
-            for (&j, received) in run.iter().zip(inbound::receive(&mut tx, &inbound).await?) {
-                outcomes[j] = match received {
-                    Received::Stored(_) => Outcome::Applied,
-                    Received::Known => Outcome::Unchanged,
-                };
-            }
-            i = run.last().map_or(i + 1, |last| last + 1);
+            let tx = match &mut tx {
+                Some(tx) => {
+                    tx.switch_tenant(tenant).await?;
+                    tx
+                }
+                None => tx.insert(self.db.begin_for(tenant).await?),
+            };
+            outcomes.push(apply_in(tx, batch).await?);
         }
-        tx.commit().await?;
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
         Ok(outcomes)
     }
+}
+
+/// One tenant's batch, in the transaction (already set to that tenant). Consecutive
+/// `message.received` are stored with one statement each for the lot, which is what lets the
+/// consumer keep up with a busy queue.
+async fn apply_in(
+    tx: &mut TenantTx,
+    batch: &[(&Envelope, &[u8])],
+) -> Result<Vec<Outcome>, Refusal> {
+    let ids: Vec<(uuid::Uuid, &str)> = batch
+        .iter()
+        .map(|(e, _)| (e.event_id, e.notification.type_name()))
+        .collect();
+    let Some(fresh) = processed::record(tx, &ids).await? else {
+        return Err(Refusal::Poison {
+            reason: "unknown_tenant",
+            detail: format!("no tenant {}", tx.tenant_id()),
+        });
+    };
+    let mut outcomes = vec![Outcome::Duplicate; batch.len()];
+    let mut i = 0;
+    while i < batch.len() {
+        if !fresh[i] {
+            i += 1;
+            continue;
+        }
+        let run: Vec<usize> = (i..batch.len())
+            .take_while(|&j| is_received(batch[j].0) || !fresh[j])
+            .filter(|&j| fresh[j])
+            .collect();
+        if run.is_empty() {
+            let (envelope, body) = batch[i];
+            outcomes[i] = apply_notification(tx, &envelope.notification, body).await?;
+            i += 1;
+            continue;
+        }
+        let inbound: Vec<Inbound> = run
+            .iter()
+            .filter_map(|&j| inbound_of(&batch[j].0.notification))
+            .collect();
+        for (&j, received) in run.iter().zip(inbound::receive(tx, &inbound).await?) {
+            outcomes[j] = match received {
+                Received::Stored(_) => Outcome::Applied,
+                Received::Known => Outcome::Unchanged,
+            };
+        }
+        i = run.last().map_or(i + 1, |last| last + 1);
+    }
+    Ok(outcomes)
 }
 
 fn is_received(envelope: &Envelope) -> bool {

@@ -291,8 +291,11 @@ async fn a_backlog_is_applied_in_batches_with_the_same_outcomes_as_one_by_one() 
     )
     .await;
 
+    // One lane: both tenants' messages are applied in the same transactions, and the refused
+    // one is sorted out tenant by tenant, then message by message.
     let consumer = h
         .start(&[
+            ("PORTAL__CONSUMER__CONCURRENCY", "1"),
             ("PORTAL__CONSUMER__MISSING_RETRY_MS", "200"),
             ("PORTAL__CONSUMER__MISSING_WAIT_SECS", "1"),
         ])
@@ -339,6 +342,69 @@ async fn a_backlog_is_applied_in_batches_with_the_same_outcomes_as_one_by_one() 
             .metric("portal_queue_consumer_messages_total{outcome=\"duplicate\"}")
             .await,
         1.0
+    );
+    consumer.stop().await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn tenants_sharing_a_lane_are_applied_in_one_transaction_each_in_its_order() {
+    let h = Harness::new().await;
+    let w = &h.world;
+    let tenants = [
+        (w.a, "sm-a", "+447700900101", 0),
+        (w.b, "sm-b", "+447700900102", 1),
+    ];
+    for (tenant, smid, phone, _) in tenants {
+        h.publish(tenant, "conversation.created", created(smid, phone, "Cy"))
+            .await;
+    }
+    for i in 0..60 {
+        let (tenant, smid, _, _) = tenants[i % 2];
+        h.publish(
+            tenant,
+            "message.received",
+            received(smid, &format!("wamid.{i}"), &format!("m{i}")),
+        )
+        .await;
+    }
+    // One lane, and time enough for the whole backlog to reach it while it waits.
+    let consumer = h
+        .start(&[
+            ("PORTAL__CONSUMER__CONCURRENCY", "1"),
+            ("PORTAL__CONSUMER__BATCH_LINGER_MS", "1000"),
+        ])
+        .await;
+    h.wait_count("SELECT count(*) FROM messages", 60).await;
+    for (tenant, smid, _, first) in tenants {
+        let texts: Vec<String> = sqlx::query_scalar(
+            "SELECT m.body FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE c.state_manager_id = $1 ORDER BY m.created_at, m.id",
+        )
+        .bind(smid)
+        .fetch_all(&h.app.owner)
+        .await
+        .unwrap();
+        let expected: Vec<String> = (first..60).step_by(2).map(|i| format!("m{i}")).collect();
+        assert_eq!(texts, expected);
+        let events = h.app.events(tenant).await;
+        let seqs: Vec<i64> = events.iter().map(|(seq, _, _)| *seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        let kinds: Vec<&str> = events.iter().map(|(_, t, _)| t.as_str()).collect();
+        assert_eq!(kinds[0], "conversation:new");
+        assert!(kinds[1..].iter().all(|k| *k == "message:new"));
+        assert_eq!(kinds.len(), 31);
+    }
+    // A transaction held more messages than either tenant sent: the tenants went together.
+    let transactions = consumer
+        .metric("portal_queue_consumer_batch_messages_count")
+        .await;
+    let up_to_32 = consumer
+        .metric("portal_queue_consumer_batch_messages_bucket{le=\"32.0\"}")
+        .await;
+    assert!(
+        transactions > up_to_32,
+        "{transactions} transactions, {up_to_32} of them with at most 32 messages"
     );
     consumer.stop().await;
     h.finish().await;
