@@ -286,9 +286,9 @@ fn branches(
     search: Option<&SearchTerm>,
 ) -> Vec<Branch> {
     let visible = match visibility {
-        // There is no tenant-wide index in sort order (every new message would rewrite it): the
-        // whole tenant is read one state at a time, or by the assignee asked for. A search
-        // reads its customers' conversations by customer, in no order, so it needs no split.
+        // The list indexes are partial, one per state (migration 13): the whole tenant is read
+        // one state at a time, or by the assignee asked for. A search reads its customers'
+        // conversations by customer, in no order, so it needs no split.
         Visibility::Tenant => match (filter.assigned_agent_id, filter.unassigned) {
             (Some(agent), _) => vec![Branch {
                 assignee: Some(Some(agent)),

@@ -89,17 +89,11 @@ impl Applier {
     /// Applies `envelope` (parsed from `body`, which is kept with a receipt that has to wait)
     /// and commits; its events are published after the commit by the [`Db`]'s event sink.
     pub async fn apply(&self, envelope: &Envelope, body: &[u8]) -> Result<Outcome, Refusal> {
-        let mut outcomes = self.apply_batch(&[(envelope, body)]).await?;
-        outcomes
+        self.apply_tenants(&[&[(envelope, body)]])
+            .await?
             .pop()
+            .and_then(|mut outcomes| outcomes.pop())
             .ok_or_else(|| Refusal::from(Error::internal(anyhow::anyhow!("no outcome"))))
-    }
-
-    /// Applies notifications of one tenant in one transaction, in order, all or none: one
-    /// refused refuses the batch (apply them one by one then, to tell which).
-    pub async fn apply_batch(&self, batch: &[(&Envelope, &[u8])]) -> Result<Vec<Outcome>, Refusal> {
-        let mut outcomes = self.apply_tenants(&[batch]).await?;
-        Ok(outcomes.pop().unwrap_or_default())
     }
 
     /// Applies several tenants' batches in one transaction: each batch in order, all or none,
