@@ -88,9 +88,8 @@ impl Db {
 
     /// For the auth layer, which must look the agent up before a [`TenantCtx`] exists.
     pub(crate) async fn begin_for(&self, tenant_id: TenantId) -> Result<TenantTx> {
-        // One round trip for both: every request and every queue batch pays for it. A UUID's
-        // text is hex digits and dashes, so it is safe to inline.
-        let begin = format!("BEGIN; SET LOCAL app.tenant_id = '{tenant_id}'");
+        // One round trip for both: every request and every queue batch pays for it.
+        let begin = format!("BEGIN; {}", set_tenant(tenant_id));
         let tx = self.pool.begin_with(AssertSqlSafe(begin)).await?;
         Ok(TenantTx {
             tx,
@@ -135,6 +134,12 @@ pub struct PoolUsage {
     pub max: u32,
 }
 
+/// The statement that scopes the rest of a transaction to `tenant_id`. A UUID's text is hex
+/// digits and dashes, so it is safe to inline.
+fn set_tenant(tenant_id: TenantId) -> String {
+    format!("SET LOCAL app.tenant_id = '{tenant_id}'")
+}
+
 /// A transaction with `app.tenant_id` set. Dropped without [`TenantTx::commit`], it rolls back.
 #[derive(Debug)]
 pub struct TenantTx {
@@ -159,8 +164,7 @@ impl TenantTx {
     /// that tenant's rows. For the queue consumer alone, which applies several tenants' batches
     /// in one transaction because a commit costs the database far more than a statement.
     pub(crate) async fn switch_tenant(&mut self, tenant_id: TenantId) -> Result<()> {
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(tenant_id.to_string())
+        sqlx::raw_sql(AssertSqlSafe(set_tenant(tenant_id)))
             .execute(&mut *self.tx)
             .await?;
         self.tenant_id = tenant_id;

@@ -328,6 +328,27 @@ impl Harness {
             .unwrap()
     }
 
+    /// The texts of the conversation upstream knows as `state_manager_id`, oldest first.
+    pub async fn texts(&self, state_manager_id: &str) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT m.body FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE c.state_manager_id = $1 ORDER BY m.created_at, m.id",
+        )
+        .bind(state_manager_id)
+        .fetch_all(&self.app.owner)
+        .await
+        .unwrap()
+    }
+
+    /// The tenant's event types in sequence order, once the sequence is checked to be
+    /// numbered from 1 without gaps.
+    pub async fn event_types(&self, tenant: Uuid) -> Vec<String> {
+        let events = self.app.events(tenant).await;
+        let seqs: Vec<i64> = events.iter().map(|(seq, _, _)| *seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        events.into_iter().map(|(_, kind, _)| kind).collect()
+    }
+
     /// The conversation upstream knows as `state_manager_id`, as a supervisor sees it.
     pub async fn conversation(&self, state_manager_id: &str) -> Value {
         let id: Uuid =
