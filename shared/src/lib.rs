@@ -14,6 +14,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod events;
+mod examples;
 pub mod ids;
 pub mod messages;
 pub mod notifications;

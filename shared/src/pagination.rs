@@ -1,14 +1,9 @@
-//! Keyset pagination with opaque cursors.
+//! Keyset pagination with cursors.
 //!
-//! A cursor is the sort key of the last row a page returned, serialised and base64url-encoded.
+//! A cursor is the sort key of the last row a page returned, written as text ([`Cursor`]).
 //! Rows inserted between two requests therefore neither repeat nor shift the next page, unlike
-//! offsets. Clients must treat cursors as opaque; a cursor that does not decode is a 400-class
-//! validation error on the `cursor` field, never a 500.
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+//! offsets. A cursor that does not match its list's pattern is a validation error on its
+//! parameter, never a 500.
 
 use crate::{Error, Result};
 
@@ -56,25 +51,105 @@ pub struct Page<T, K> {
     pub next: Option<K>,
 }
 
-/// Serialises a sort key into an opaque cursor.
-pub fn encode_cursor<K: Serialize>(key: &K) -> String {
-    // A sort key is plain data (strings, numbers, ids); serialising it cannot fail.
-    let json = serde_json::to_vec(key).unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(json)
+/// A keyset position as it travels in a URL: `next_cursor` out, `cursor` (or `before`,
+/// `after`) back in.
+///
+/// Each kind of cursor has a grammar, [`Cursor::PATTERN`], which the OpenAPI document declares,
+/// and every string the pattern matches decodes to some position. A cursor is only a place in
+/// a sorted list, not a secret nor a grant (what the caller may see is decided by the query),
+/// so a hand-made one yields a page like any other; and a client can tell from the document
+/// alone which values the server takes.
+pub trait Cursor: Sized {
+    /// A regular expression (ECMA-262 and Rust alike), anchored.
+    const PATTERN: &'static str;
+    /// What the document says of it.
+    const DESCRIPTION: &'static str;
+    fn encode(&self) -> String;
+    /// `Some` for every string matching [`Cursor::PATTERN`].
+    fn decode(text: &str) -> Option<Self>;
 }
 
-/// Reads a cursor made by [`encode_cursor`]; anything else is a validation error on `cursor`.
-pub fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> Result<K> {
-    decode_cursor_param("cursor", cursor)
+/// The grammar of a cursor's parts, for composing patterns with `concat!`.
+#[macro_export]
+macro_rules! cursor_part {
+    (micros) => {
+        "[0-9]{1,16}"
+    };
+    (id) => {
+        "[0-9a-f]{32}"
+    };
+    (text) => {
+        "(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?"
+    };
+    (bits) => {
+        "[0-9a-f]{8}"
+    };
 }
 
-/// As [`decode_cursor`], for a cursor passed under another parameter name (`before`, `after`).
-pub fn decode_cursor_param<K: DeserializeOwned>(param: &str, cursor: &str) -> Result<K> {
-    URL_SAFE_NO_PAD
-        .decode(cursor.as_bytes())
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| Error::invalid(param, "is not a cursor returned by this endpoint"))
+/// Encoders and decoders of the parts named in [`cursor_part!`], joined by `.`.
+pub mod part {
+    use base64::Engine;
+    use base64::alphabet::URL_SAFE;
+    use base64::engine::DecodePaddingMode;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+
+    /// base64url without padding; any trailing bits accepted, so that every string of a valid
+    /// length decodes.
+    const TEXT: GeneralPurpose = GeneralPurpose::new(
+        &URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+
+    pub fn micros(at: DateTime<Utc>) -> String {
+        at.timestamp_micros().max(0).to_string()
+    }
+
+    pub fn parse_micros(text: &str) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_micros(text.parse().ok()?)
+    }
+
+    pub fn id(id: Uuid) -> String {
+        id.simple().to_string()
+    }
+
+    pub fn parse_id(text: &str) -> Option<Uuid> {
+        (text.len() == 32)
+            .then(|| Uuid::try_parse(text).ok())
+            .flatten()
+    }
+
+    pub fn text(text: &str) -> String {
+        TEXT.encode(text)
+    }
+
+    /// Bytes that are not UTF-8 still make a position (between the names around them); NUL,
+    /// which no Postgres text holds, is dropped.
+    pub fn parse_text(text: &str) -> Option<String> {
+        let bytes = TEXT.decode(text).ok()?;
+        Some(String::from_utf8_lossy(&bytes).replace('\0', ""))
+    }
+
+    pub fn bits(value: f32) -> String {
+        format!("{:08x}", value.to_bits())
+    }
+
+    pub fn parse_bits(text: &str) -> Option<f32> {
+        (text.len() == 8)
+            .then(|| u32::from_str_radix(text, 16).ok())
+            .flatten()
+            .map(f32::from_bits)
+    }
+
+    /// Splits `text` into exactly `N` parts at `.`.
+    pub fn split<const N: usize>(text: &str) -> Option<[&str; N]> {
+        let parts: Vec<&str> = text.split('.').collect();
+        parts.try_into().ok()
+    }
 }
 
 #[cfg(test)]
@@ -82,12 +157,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let key = ("b".to_string(), 7_i64);
-        let cursor = encode_cursor(&key);
-        assert_eq!(decode_cursor::<(String, i64)>(&cursor).unwrap(), key);
-        assert!(decode_cursor::<(String, i64)>("not a cursor!").is_err());
-        assert!(decode_cursor::<(String, i64)>(&encode_cursor(&"other shape")).is_err());
+    fn every_part_decodes_what_its_pattern_matches_and_round_trips() {
+        let at = chrono::DateTime::from_timestamp_micros(1_764_583_200_123_456).unwrap();
+        assert_eq!(part::parse_micros(&part::micros(at)), Some(at));
+        assert!(part::parse_micros("9999999999999999").is_some());
+        let id = uuid::Uuid::new_v4();
+        assert_eq!(part::parse_id(&part::id(id)), Some(id));
+        assert!(part::parse_id("ffffffffffffffffffffffffffffffff").is_some());
+        for name in ["", "a", "Zoë Ødegård", "名前"] {
+            assert_eq!(part::parse_text(&part::text(name)).as_deref(), Some(name));
+        }
+        // Lengths 2 and 3 past a multiple of 4, trailing bits set, bytes that are not UTF-8.
+        for text in ["", "AB", "AB_", "AB_-", "AB_-zz", "__8", "_-_-_w"] {
+            assert!(part::parse_text(text).is_some(), "{text}");
+        }
+        assert!(
+            part::parse_text("ABCDE").is_none(),
+            "the pattern excludes 4n+1 lengths"
+        );
+        assert!(part::parse_bits("7fc00000").is_some_and(f32::is_nan));
+        assert_eq!(part::parse_bits(&part::bits(0.25)), Some(0.25));
+        assert_eq!(part::split::<2>("a.b"), Some(["a", "b"]));
+        assert_eq!(part::split::<2>("a.b.c"), None);
     }
 
     #[test]

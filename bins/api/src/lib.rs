@@ -4,6 +4,7 @@
 pub mod dev;
 pub mod dev_whatsapp;
 pub mod http;
+pub mod openapi;
 pub mod routes;
 
 use std::future::Future;
@@ -68,7 +69,7 @@ fn api_service(
             },
         ),
         "Agent Portal API",
-        env!("CARGO_PKG_VERSION"),
+        openapi::CONTRACT_VERSION,
     )
     .description("Conversations, messages, agents and WhatsApp templates for the agent portal.")
     .server("/api")
@@ -132,17 +133,22 @@ pub async fn run(
         cipher,
     );
     let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let spec = openapi::document(&api.spec())?;
+    let methods = Arc::new(openapi::Methods::of(&spec));
     let app = Route::new()
         .nest("/api", api)
         .nest("/docs", docs)
-        .at("/openapi.json", spec)
+        .at(
+            "/openapi.json",
+            get(routes::health::openapi).data(routes::health::Document(spec)),
+        )
         .at("/healthz", get(routes::health::healthz))
         .at("/readyz", get(routes::health::readyz))
         .at("/metrics", get(routes::health::metrics))
         .around(move |ep, req| http::body_limit::limit_body(ep, req, max_body_bytes))
         .around(http::metrics::observe)
         .catch_all_error(http::problem::problem_for_poem_error)
+        .around(move |ep, req| http::allow::allow(ep, req, methods.clone()))
         .around(http::trace::trace)
         .data(db.clone())
         .data(routes::health::Redis(redis))

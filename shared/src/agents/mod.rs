@@ -2,7 +2,7 @@
 
 mod repo;
 
-pub use repo::{AgentFilter, find, list};
+pub use repo::{AgentCursor, AgentFilter, find, list};
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
@@ -53,7 +53,9 @@ impl Role {
     }
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Agent {
     pub id: AgentId,
     pub display_name: String,

@@ -2,8 +2,9 @@
 
 use crate::Result;
 use crate::agents::{Agent, Role};
+use crate::cursor_part;
 use crate::ids::AgentId;
-use crate::pagination::{Page, PageRequest};
+use crate::pagination::{Cursor, Page, PageRequest, part};
 use crate::tenancy::TenantTx;
 
 /// Finds one agent of the transaction's tenant, active or not.
@@ -26,15 +27,39 @@ pub struct AgentFilter {
     pub include_inactive: bool,
 }
 
-/// The tenant's agents by name, a page at a time; the cursor is the last (name, id) seen.
+/// Where a page of agents starts: the last (name, id) seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCursor {
+    pub display_name: String,
+    pub id: AgentId,
+}
+
+impl Cursor for AgentCursor {
+    const PATTERN: &'static str = concat!("^", cursor_part!(text), "\\.", cursor_part!(id), "$");
+    const DESCRIPTION: &'static str = "a `next_cursor` of this list";
+
+    fn encode(&self) -> String {
+        format!("{}.{}", part::text(&self.display_name), part::id(self.id.0))
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let [name, id] = part::split(text)?;
+        Some(Self {
+            display_name: part::parse_text(name)?,
+            id: AgentId(part::parse_id(id)?),
+        })
+    }
+}
+
+/// The tenant's agents by name, a page at a time.
 #[tracing::instrument(skip(tx), fields(tenant_id = %tx.tenant_id()))]
 pub async fn list(
     tx: &mut TenantTx,
     filter: &AgentFilter,
-    page: &PageRequest<(String, AgentId)>,
-) -> Result<Page<Agent, (String, AgentId)>> {
+    page: &PageRequest<AgentCursor>,
+) -> Result<Page<Agent, AgentCursor>> {
     let (after_name, after_id) = match &page.after {
-        Some((name, id)) => (Some(name.clone()), Some(id.0)),
+        Some(after) => (Some(after.display_name.clone()), Some(after.id.0)),
         None => (None, None),
     };
     let rows = sqlx::query_as!(
@@ -52,5 +77,8 @@ pub async fn list(
     )
     .fetch_all(tx.conn())
     .await?;
-    Ok(page.finish(rows, |a| (a.display_name.clone(), a.id)))
+    Ok(page.finish(rows, |a| AgentCursor {
+        display_name: a.display_name.clone(),
+        id: a.id,
+    }))
 }

@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 
+use crate::cursor_part;
 use crate::ids::{AgentId, ConversationId, CustomerId};
-use crate::pagination::PageRequest;
+use crate::pagination::{Cursor, PageRequest, part};
 
 pub(crate) use repo::Visibility;
 pub use service::{ConversationPatch, ConversationService, PlatformChange, PlatformConversation};
@@ -35,7 +36,9 @@ impl ConversationState {
 }
 
 /// A conversation as the API returns it and as events carry it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Object)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct Conversation {
     pub id: ConversationId,
     pub state: ConversationState,
@@ -57,7 +60,9 @@ pub struct Conversation {
 }
 
 /// What the list shows of a customer, so it renders without further calls.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CustomerSummary {
     pub id: CustomerId,
     pub display_name: String,
@@ -99,17 +104,61 @@ pub struct ConversationFilter {
 }
 
 /// Where a page of the list starts: the sort key of the last row of the previous page. It
-/// carries the sort it was made for, so it cannot be replayed against another ordering.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// carries the sort it was made for, and the next pages keep that sort.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListCursor {
-    #[serde(rename = "s")]
     pub sort: SortKey,
-    #[serde(rename = "d")]
     pub direction: SortDirection,
-    #[serde(rename = "t")]
     pub at: DateTime<Utc>,
-    #[serde(rename = "i")]
     pub id: ConversationId,
+}
+
+impl Cursor for ListCursor {
+    const PATTERN: &'static str = concat!(
+        "^[lc][ad]\\.",
+        cursor_part!(micros),
+        "\\.",
+        cursor_part!(id),
+        "$"
+    );
+    const DESCRIPTION: &'static str = "a `next_cursor` of this list; it carries its sort and direction, which the next pages keep";
+
+    fn encode(&self) -> String {
+        let sort = match self.sort {
+            SortKey::LastActivityAt => 'l',
+            SortKey::CreatedAt => 'c',
+        };
+        let direction = match self.direction {
+            SortDirection::Asc => 'a',
+            SortDirection::Desc => 'd',
+        };
+        format!(
+            "{sort}{direction}.{}.{}",
+            part::micros(self.at),
+            part::id(self.id.0)
+        )
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let [order, at, id] = part::split(text)?;
+        let [sort, direction] = order.as_bytes() else {
+            return None;
+        };
+        Some(Self {
+            sort: match *sort {
+                b'l' => SortKey::LastActivityAt,
+                b'c' => SortKey::CreatedAt,
+                _ => return None,
+            },
+            direction: match *direction {
+                b'a' => SortDirection::Asc,
+                b'd' => SortDirection::Desc,
+                _ => return None,
+            },
+            at: part::parse_micros(at)?,
+            id: ConversationId(part::parse_id(id)?),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -40,7 +40,9 @@ impl SearchTerm {
             )
         } else {
             (
-                q.split_whitespace()
+                // NUL separates like a space: no stored name holds one (Postgres text cannot).
+                q.split(|c: char| c.is_whitespace() || c == '\0')
+                    .filter(|word| !word.is_empty())
                     .collect::<Vec<_>>()
                     .join(" ")
                     .to_lowercase(),

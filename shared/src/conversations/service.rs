@@ -15,7 +15,7 @@ use crate::events::{self, EventType};
 use crate::ids::{AgentId, ConversationId, CustomerId};
 use crate::pagination::Page;
 use crate::tenancy::{Db, TenantCtx, TenantTx};
-use crate::{Error, FieldError, Result};
+use crate::{Error, Result};
 
 pub const MAX_NOTE_CHARS: usize = 1000;
 pub const MAX_CLOSE_REASON_CHARS: usize = 500;
@@ -44,15 +44,12 @@ impl ConversationService {
         ctx: &TenantCtx,
         request: &ListRequest,
     ) -> Result<Page<Conversation, ListCursor>> {
-        if let Some(after) = &request.page.after
-            && (after.sort != request.sort || after.direction != request.direction)
-        {
-            return Err(Error::invalid(
-                "cursor",
-                "was made for another sort order; start again without it",
-            ));
-        }
-        let search = validate_filter(&request.filter)?;
+        let Matching::Some(search) = matching(&request.filter)? else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
         let mut tx = self.db.begin(ctx).await?;
         let page = repo::list(&mut tx, visibility(ctx), request, search.as_ref()).await?;
         tx.commit().await?;
@@ -65,7 +62,9 @@ impl ConversationService {
         ctx: &TenantCtx,
         filter: &ConversationFilter,
     ) -> Result<StateCounts> {
-        let search = validate_filter(filter)?;
+        let Matching::Some(search) = matching(filter)? else {
+            return Ok(StateCounts::default());
+        };
         let mut tx = self.db.begin(ctx).await?;
         let counts =
             repo::count_by_state(&mut tx, visibility(ctx), filter, search.as_ref()).await?;
@@ -91,13 +90,8 @@ impl ConversationService {
         patch: ConversationPatch,
     ) -> Result<Conversation> {
         if patch.assigned_agent_id.is_none() && patch.state.is_none() {
-            return Err(Error::Validation(vec![
-                FieldError::new(
-                    "assigned_agent_id",
-                    "give assigned_agent_id, state, or both",
-                ),
-                FieldError::new("state", "give assigned_agent_id, state, or both"),
-            ]));
+            // A merge patch without fields changes nothing (RFC 7396): the conversation as is.
+            return self.get(ctx, id).await;
         }
         if patch.state == Some(ConversationState::Closed) {
             if patch.assigned_agent_id.is_some() {
@@ -535,33 +529,30 @@ fn optional_text(field: &str, value: Option<String>, max_chars: usize) -> Result
     Ok(value)
 }
 
-fn validate_filter(filter: &ConversationFilter) -> Result<Option<SearchTerm>> {
-    let mut errors = Vec::new();
+/// What a filter leaves to search for.
+enum Matching {
+    /// Conversations matching the search term, if any.
+    Some(Option<SearchTerm>),
+    /// Nothing can match (`unassigned` with an assignee, or a `q` without a letter or digit),
+    /// so no query runs.
+    Nothing,
+}
+
+fn matching(filter: &ConversationFilter) -> Result<Matching> {
     if filter.unassigned && filter.assigned_agent_id.is_some() {
-        errors.push(FieldError::new(
-            "unassigned",
-            "cannot be combined with assigned_agent_id",
+        return Ok(Matching::Nothing);
+    }
+    // A blank search box filters nothing.
+    let Some(q) = filter.q.as_deref().filter(|q| !q.trim().is_empty()) else {
+        return Ok(Matching::Some(None));
+    };
+    if q.chars().count() > search::MAX_QUERY_CHARS {
+        return Err(Error::invalid(
+            "q",
+            format!("must be at most {} characters", search::MAX_QUERY_CHARS),
         ));
     }
-    let mut term = None;
-    if let Some(q) = &filter.q {
-        if q.chars().count() > search::MAX_QUERY_CHARS {
-            errors.push(FieldError::new(
-                "q",
-                format!("must be at most {} characters", search::MAX_QUERY_CHARS),
-            ));
-        } else {
-            term = SearchTerm::parse(q);
-            if term.is_none() {
-                errors.push(FieldError::new("q", "must contain a letter or a digit"));
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(term)
-    } else {
-        Err(Error::Validation(errors))
-    }
+    Ok(SearchTerm::parse(q).map_or(Matching::Nothing, |term| Matching::Some(Some(term))))
 }
 
 /// Records the change's event and commits.
@@ -580,10 +571,11 @@ async fn record_change(
     event: EventType,
 ) -> Result<Conversation> {
     let conversation = found(repo::find(tx, before.id, false).await?, before.id)?;
-    let previous = serde_json::json!({
-        "assignee_id": before.assignee.as_ref().map(|a| a.id),
-        "state": before.state,
-    });
+    // Absent values are omitted, as everywhere in the API and its events.
+    let mut previous = serde_json::json!({ "state": before.state });
+    if let Some(assignee) = &before.assignee {
+        previous["assignee_id"] = serde_json::json!(assignee.id);
+    }
     events::append(
         tx,
         event,

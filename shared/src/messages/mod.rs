@@ -16,7 +16,9 @@ use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 
 use crate::conversations::{ConversationState, CustomerSummary};
+use crate::cursor_part;
 use crate::ids::{AgentId, ConversationId, MessageId};
+use crate::pagination::{Cursor, part};
 
 pub use dispatcher::{DeliveryMetrics, Dispatcher};
 pub use service::{MessageService, SendOutcome, StatusChange};
@@ -83,14 +85,14 @@ impl MessageStatus {
     }
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Sender {
     #[serde(rename = "type")]
     #[oai(rename = "type")]
     pub kind: SenderType,
     /// Set when `type` is `agent`.
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<AgentId>,
 }
 
@@ -106,14 +108,18 @@ pub struct TemplateContent {
     pub parameters: serde_json::Value,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MediaContent {
     pub url: String,
     pub mime_type: Option<String>,
 }
 
 /// When each status was reached.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, Serialize, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct StatusTimes {
     pub sent_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
@@ -122,7 +128,9 @@ pub struct StatusTimes {
 }
 
 /// A message as the API returns it and as events carry it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Object)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct Message {
     pub id: MessageId,
     pub conversation_id: ConversationId,
@@ -131,11 +139,7 @@ pub struct Message {
     pub content_type: ContentType,
     /// What the customer sees: the text, a template's rendered text, or a media caption.
     pub text: String,
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateContent>,
-    #[oai(skip_serializing_if_is_none)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaContent>,
     pub status: MessageStatus,
     pub status_times: StatusTimes,
@@ -155,12 +159,27 @@ pub enum OutgoingContent {
 }
 
 /// Where a history page starts: the `(created_at, id)` of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryCursor {
-    #[serde(rename = "t")]
     pub at: DateTime<Utc>,
-    #[serde(rename = "i")]
     pub id: MessageId,
+}
+
+impl Cursor for HistoryCursor {
+    const PATTERN: &'static str = concat!("^", cursor_part!(micros), "\\.", cursor_part!(id), "$");
+    const DESCRIPTION: &'static str = "an `older_cursor` or `newer_cursor` of this history";
+
+    fn encode(&self) -> String {
+        format!("{}.{}", part::micros(self.at), part::id(self.id.0))
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let [at, id] = part::split(text)?;
+        Some(Self {
+            at: part::parse_micros(at)?,
+            id: MessageId(part::parse_id(id)?),
+        })
+    }
 }
 
 impl HistoryCursor {
@@ -181,6 +200,11 @@ pub enum HistoryAnchor {
     Before(HistoryCursor),
     /// The messages just newer than the cursor.
     After(HistoryCursor),
+    /// The messages just newer than `after` and older than `before` (a gap to fill).
+    Between {
+        after: HistoryCursor,
+        before: HistoryCursor,
+    },
 }
 
 /// A page of history, always newest first.
@@ -194,18 +218,48 @@ pub struct HistoryPage {
 }
 
 /// Where a page of search results starts: the rank and sort key of the last hit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SearchCursor {
-    #[serde(rename = "r")]
     pub rank: f32,
-    #[serde(rename = "t")]
     pub at: DateTime<Utc>,
-    #[serde(rename = "i")]
     pub id: MessageId,
 }
 
+impl Cursor for SearchCursor {
+    const PATTERN: &'static str = concat!(
+        "^",
+        cursor_part!(bits),
+        "\\.",
+        cursor_part!(micros),
+        "\\.",
+        cursor_part!(id),
+        "$"
+    );
+    const DESCRIPTION: &'static str = "a `next_cursor` of this search";
+
+    fn encode(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            part::bits(self.rank),
+            part::micros(self.at),
+            part::id(self.id.0)
+        )
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let [rank, at, id] = part::split(text)?;
+        Some(Self {
+            rank: part::parse_bits(rank)?,
+            at: part::parse_micros(at)?,
+            id: MessageId(part::parse_id(id)?),
+        })
+    }
+}
+
 /// The conversation a search hit belongs to, enough to show it in a result list.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct HitConversation {
     pub id: ConversationId,
     pub state: ConversationState,

@@ -274,6 +274,11 @@ pub(super) async fn history(
             push_after(&mut qb, ">", c);
             "ASC"
         }
+        HistoryAnchor::Between { after, before } => {
+            push_after(&mut qb, ">", after);
+            push_after(&mut qb, "<", before);
+            "ASC"
+        }
     };
     qb.push(format!(
         " ORDER BY m.created_at {order}, m.id {order} LIMIT "
@@ -287,7 +292,7 @@ pub(super) async fn history(
         .map(Into::into)
         .collect();
     // Read oldest-first from the anchor; pages are always newest first.
-    if matches!(anchor, HistoryAnchor::After(_)) {
+    if order == "ASC" {
         items.reverse();
     }
     Ok((items, more))

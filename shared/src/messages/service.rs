@@ -109,6 +109,15 @@ impl MessageService {
                 let older = repo::exists_beyond(&mut tx, conversation, oldest, false).await?;
                 (older, more)
             }
+            // Read from `after` up; newer ones lie within the gap (`more`) or past `before`.
+            HistoryAnchor::Between { after, .. } => {
+                let oldest = items.last().map(HistoryCursor::of).unwrap_or(after);
+                let newest = items.first().map(HistoryCursor::of).unwrap_or(after);
+                let older = repo::exists_beyond(&mut tx, conversation, oldest, false).await?;
+                let newer =
+                    more || repo::exists_beyond(&mut tx, conversation, newest, true).await?;
+                (older, newer)
+            }
         };
         tx.commit().await?;
         Ok(HistoryPage {
@@ -252,6 +261,8 @@ impl MessageService {
         conversation: Option<ConversationId>,
         page: &PageRequest<SearchCursor>,
     ) -> Result<Page<SearchHit, SearchCursor>> {
+        // NUL separates words like a space: no stored text holds one (Postgres text cannot).
+        let query = query.replace('\0', " ");
         let query = query.trim();
         if query.chars().count() > MAX_SEARCH_CHARS {
             return Err(Error::invalid(
@@ -259,8 +270,12 @@ impl MessageService {
                 format!("must be at most {MAX_SEARCH_CHARS} characters"),
             ));
         }
+        // Words are letters and digits: a query without any matches nothing.
         if !query.chars().any(char::is_alphanumeric) {
-            return Err(Error::invalid("q", "must contain a letter or a digit"));
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
         }
         let mut tx = self.db.begin(ctx).await?;
         if let Some(id) = conversation {
@@ -386,8 +401,15 @@ pub(super) fn preview(text: &str) -> String {
 /// A text must be non-empty and within WhatsApp's limit; a template is checked against its
 /// synced definition inside the send's transaction ([`render_template`]).
 fn validate_text(content: &OutgoingContent) -> Result<()> {
-    let OutgoingContent::Text { text } = content else {
-        return Ok(());
+    let text = match content {
+        OutgoingContent::Text { text } => text,
+        OutgoingContent::Template(template) if holds_nul(&template.parameters) => {
+            return Err(Error::invalid(
+                "template.parameters",
+                "must not contain NUL characters",
+            ));
+        }
+        OutgoingContent::Template(_) => return Ok(()),
     };
     if text.trim().is_empty() {
         return Err(Error::invalid("text", "must not be empty"));
@@ -402,6 +424,17 @@ fn validate_text(content: &OutgoingContent) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether a JSON value holds a NUL anywhere, which no Postgres text or jsonb can store.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 /// What the customer will see of a template message, once its parameters pass WhatsApp's

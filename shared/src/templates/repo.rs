@@ -13,7 +13,9 @@ use crate::Result;
 use crate::tenancy::TenantTx;
 
 /// A template as the API returns it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, poem_openapi::Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Template {
     pub id: Uuid,
     /// WhatsApp's id.
@@ -33,7 +35,7 @@ pub struct Template {
     pub synced_at: DateTime<Utc>,
     /// Set when the template disappeared upstream; it can no longer be sent.
     #[oai(skip_serializing_if_is_none)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
@@ -248,6 +250,10 @@ pub async fn find_by_name(
     name: &str,
     language: &str,
 ) -> Result<Option<Template>> {
+    // Postgres text holds no NUL, so no template has such a name (and the query would fail).
+    if name.contains('\0') || language.contains('\0') {
+        return Ok(None);
+    }
     let row: Option<Row> = sqlx::query_as(concat!(
         "SELECT ",
         columns!(),

@@ -1,13 +1,13 @@
 //! Reading templates (cache first, Postgres behind it) and checking a template send.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::cache::TemplateCache;
 use super::repo::{self, Template};
 use super::{ParamError, Rendered, validate};
-use crate::pagination::{Page, PageRequest};
+use crate::cursor_part;
+use crate::pagination::{Cursor, Page, PageRequest, part};
 use crate::tenancy::{Db, TenantCtx, TenantTx};
 use crate::{Error, FieldError, Result};
 
@@ -22,11 +22,42 @@ pub struct TemplateFilter {
 }
 
 /// The list's sort key: name, language, id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct TemplateCursor {
     name: String,
     language: String,
     id: Uuid,
+}
+
+impl Cursor for TemplateCursor {
+    const PATTERN: &'static str = concat!(
+        "^",
+        cursor_part!(text),
+        "\\.",
+        cursor_part!(text),
+        "\\.",
+        cursor_part!(id),
+        "$"
+    );
+    const DESCRIPTION: &'static str = "a `next_cursor` of this list";
+
+    fn encode(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            part::text(&self.name),
+            part::text(&self.language),
+            part::id(self.id)
+        )
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let [name, language, id] = part::split(text)?;
+        Some(Self {
+            name: part::parse_text(name)?,
+            language: part::parse_text(language)?,
+            id: part::parse_id(id)?,
+        })
+    }
 }
 
 impl TemplateFilter {

@@ -10,7 +10,9 @@ use crate::tenancy::{Db, TenantTx};
 use crate::{Error, FieldError, Result};
 
 /// What the API shows of an account: never the token.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, poem_openapi::Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AccountInfo {
     pub waba_id: String,
     pub phone_number_id: Option<String>,
@@ -46,7 +48,7 @@ pub async fn set(
     if let Some(id) = phone_number_id {
         numeric_id("phone_number_id", id, &mut errors);
     }
-    if access_token.trim().is_empty() || access_token.len() > 2048 {
+    if access_token.trim().is_empty() || access_token.chars().count() > 2048 {
         errors.push(FieldError::new("access_token", "must be 1–2048 characters"));
     }
     if !errors.is_empty() {

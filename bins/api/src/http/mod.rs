@@ -1,7 +1,11 @@
-//! HTTP plumbing shared by every route: problem bodies, authentication, metrics, tracing.
+//! HTTP plumbing shared by every route: problem bodies, authentication, cursors, metrics,
+//! tracing.
 
+pub mod allow;
 pub mod auth;
 pub mod body_limit;
+pub mod cursor;
+pub mod json;
 pub mod metrics;
 pub mod problem;
 pub mod trace;

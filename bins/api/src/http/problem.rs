@@ -7,6 +7,7 @@
 
 use poem::Response;
 use poem::http::StatusCode;
+use poem_openapi::error::{ParseParamError, ParseRequestPayloadError};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use portal_shared::Error;
@@ -15,31 +16,43 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// A problem detail.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Problem {
     /// A URI naming the kind of problem.
     #[oai(rename = "type")]
     pub kind: String,
     pub title: String,
     pub status: u16,
-    #[oai(skip_serializing_if_is_none)]
     pub detail: Option<String>,
     /// For validation failures: each offending field and why.
-    #[oai(skip_serializing_if_is_none)]
     pub errors: Option<Vec<ProblemField>>,
     /// For a refused status change: the status the object keeps.
-    #[oai(skip_serializing_if_is_none)]
     pub current_status: Option<String>,
     /// For server errors: quote it to support; the logs carry the cause under this id.
-    #[oai(skip_serializing_if_is_none)]
     pub error_id: Option<String>,
 }
 
+impl poem_openapi::types::Example for Problem {
+    fn example() -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("the request has invalid fields".into()),
+        )
+        .with_fields(vec![ProblemField {
+            field: "text".into(),
+            message: "breaks the declared constraint maxLength(4096)".into(),
+            rule: None,
+        }])
+    }
+}
+
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ProblemField {
     pub field: String,
     pub message: String,
     /// The rule broken, where a fixed set of rules applies (template parameters).
-    #[oai(skip_serializing_if_is_none)]
     pub rule: Option<String>,
 }
 
@@ -83,9 +96,16 @@ pub enum ApiError {
     /// The object's state does not allow this.
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// The body is larger than `http.max_body_bytes`.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The body is not `application/json` (or `Content-Type` is missing).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// The request is well-formed but invalid; `errors` lists each field.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
+    /// A fault of ours; `error_id` finds the cause in the logs.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
     /// A dependency is down; retry later.
@@ -155,29 +175,79 @@ impl From<Error> for ApiError {
 
 /// The parameter that did not parse, if that is what went wrong.
 fn unparsed_param(err: &poem::Error) -> Option<ProblemField> {
-    err.downcast_ref::<poem_openapi::error::ParseParamError>()
-        .map(|e| ProblemField {
-            field: e.name.to_string(),
-            message: e.reason.clone(),
-            rule: None,
-        })
+    err.downcast_ref::<ParseParamError>().map(|e| ProblemField {
+        field: e.name.to_string(),
+        message: e.reason.clone(),
+        rule: None,
+    })
 }
 
-/// Parameters that did not parse: a 400 naming the parameter.
-fn bad_request(err: poem::Error) -> ApiError {
-    let field = unparsed_param(&err);
-    let mut problem = Problem::new(StatusCode::BAD_REQUEST, Some(err.to_string()));
-    if let Some(field) = field {
-        problem = problem.with_fields(vec![field]);
+/// A parameter or body field that parsed but breaks a constraint the document declares for it
+/// (length, pattern, range). poem-openapi checks those while parsing and reports them in
+/// words (``verification failed. maxLength(4096)``, after ``field `text` `` for a body field).
+fn broken_constraint(err: &poem::Error) -> Option<ProblemField> {
+    const MARK: &str = "verification failed. ";
+    let (field, reason) = if let Some(e) = err.downcast_ref::<ParseParamError>() {
+        (e.name.to_string(), e.reason.as_str())
+    } else {
+        let reason = err
+            .downcast_ref::<ParseRequestPayloadError>()?
+            .reason
+            .as_str();
+        let (_, rest) = reason.split_once("field `")?;
+        let (field, _) = rest.split_once('`')?;
+        (field.to_string(), rest)
+    };
+    let (_, rule) = reason.split_once(MARK)?;
+    let rule = rule
+        .split(" (occurred while parsing")
+        .next()
+        .unwrap_or(rule);
+    Some(ProblemField {
+        field,
+        message: format!("breaks the declared constraint {rule}"),
+        rule: None,
+    })
+}
+
+/// A parameter or body that did not parse: a 400 naming the parameter; one that parsed but
+/// breaks its declared constraint is a validation failure like any other (422).
+fn parse_problem(err: &poem::Error) -> Problem {
+    if let Some(field) = broken_constraint(err) {
+        return Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("the request has invalid fields".into()),
+        )
+        .with_fields(vec![field]);
     }
-    ApiError::BadRequest(Json(problem))
+    let problem = Problem::new(StatusCode::BAD_REQUEST, Some(err.to_string()));
+    match unparsed_param(err) {
+        Some(field) => problem.with_fields(vec![field]),
+        None => problem,
+    }
+}
+
+fn is_parse_error(err: &poem::Error) -> bool {
+    err.is::<ParseParamError>() || err.is::<ParseRequestPayloadError>()
+}
+
+/// The operations' handler of parse errors.
+fn bad_request(err: poem::Error) -> ApiError {
+    let problem = parse_problem(&err);
+    if problem.status == StatusCode::UNPROCESSABLE_ENTITY.as_u16() {
+        ApiError::Unprocessable(Json(problem))
+    } else {
+        ApiError::BadRequest(Json(problem))
+    }
 }
 
 /// Turns any error that is not already a problem body into one, keeping its status.
 pub async fn problem_for_poem_error(err: poem::Error) -> Response {
+    if is_parse_error(&err) {
+        return problem_response(parse_problem(&err));
+    }
     let status = err.status();
     let detail = err.to_string();
-    let field = unparsed_param(&err);
     let response = err.into_response();
     let is_problem = response
         .headers()
@@ -186,10 +256,7 @@ pub async fn problem_for_poem_error(err: poem::Error) -> Response {
     if is_problem {
         return response;
     }
-    let mut problem = Problem::new(status, (!detail.is_empty()).then_some(detail));
-    if let Some(field) = field {
-        problem = problem.with_fields(vec![field]);
-    }
+    let problem = Problem::new(status, (!detail.is_empty()).then_some(detail));
     let mut out = problem_response(problem);
     if status == StatusCode::UNAUTHORIZED {
         out.headers_mut().insert(

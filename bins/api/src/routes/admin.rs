@@ -9,6 +9,7 @@ use portal_shared::whatsapp::{AccountInfo, TokenCipher, accounts};
 
 use super::ApiTags;
 use crate::http::auth::Caller;
+use crate::http::json;
 use crate::http::problem::ApiResult;
 
 #[derive(Debug, Clone)]
@@ -21,10 +22,23 @@ pub struct AdminApi {
 /// The tenant's WhatsApp Business Account. The access token is stored encrypted and never
 /// returned.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SetWhatsappAccount {
+    /// WhatsApp's numeric id of the Business Account.
+    #[oai(deserialize_with = "json::text", validator(pattern = "^[0-9]{1,32}$"))]
     pub waba_id: String,
+    /// WhatsApp's numeric id of the sending phone number; `null` is the same as absent.
+    #[oai(
+        nullable,
+        deserialize_with = "json::optional_text",
+        validator(pattern = "^[0-9]{1,32}$")
+    )]
     pub phone_number_id: Option<String>,
-    #[oai(write_only)]
+    #[oai(
+        write_only,
+        deserialize_with = "json::text",
+        validator(min_length = 1, max_length = 2048, pattern = r"\S")
+    )]
     pub access_token: String,
 }
 

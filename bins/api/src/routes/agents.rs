@@ -5,14 +5,15 @@ use std::time::Duration;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use portal_shared::agents::{self, Agent, AgentFilter};
+use portal_shared::agents::{self, Agent, AgentCursor, AgentFilter};
 use portal_shared::ids::AgentId;
-use portal_shared::pagination::{PageRequest, decode_cursor, encode_cursor};
+use portal_shared::pagination::PageRequest;
 use portal_shared::presence::Presence;
 use portal_shared::tenancy::Db;
 
 use super::ApiTags;
 use crate::http::auth::Caller;
+use crate::http::cursor::Paging;
 use crate::http::problem::ApiResult;
 
 #[derive(Debug, Clone)]
@@ -23,18 +24,19 @@ pub struct AgentsApi {
 
 /// An agent, and whether it is connected to the portal now.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AgentListItem {
     #[oai(flatten)]
     pub agent: Agent,
-    /// Connected to the realtime service on any pod; `null` when that is unknown (Redis down).
+    /// Connected to the realtime service on any pod; absent when that is unknown (Redis down).
     pub online: Option<bool>,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AgentPage {
     pub items: Vec<AgentListItem>,
-    #[oai(skip_serializing_if_is_none)]
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<Paging<AgentCursor>>,
 }
 
 #[OpenApi(prefix_path = "/agents", tag = "ApiTags::Agents")]
@@ -49,15 +51,11 @@ impl AgentsApi {
         Caller(ctx): Caller,
         include_inactive: Query<Option<bool>>,
         /// 1–100, default 25.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Paging<AgentCursor>>>,
     ) -> ApiResult<Json<AgentPage>> {
-        let after = cursor
-            .0
-            .as_deref()
-            .map(decode_cursor::<(String, AgentId)>)
-            .transpose()?;
-        let page = PageRequest::new(after, limit.0)?;
+        let page = PageRequest::new(cursor.0.map(|c| c.0), limit.0)?;
         let filter = AgentFilter {
             include_inactive: include_inactive.0.unwrap_or(false),
         };
@@ -82,7 +80,7 @@ impl AgentsApi {
                     agent,
                 })
                 .collect(),
-            next_cursor: result.next.as_ref().map(encode_cursor),
+            next_cursor: result.next.map(Paging),
         }))
     }
 }

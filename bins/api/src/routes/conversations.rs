@@ -2,17 +2,20 @@
 
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use portal_shared::conversations::{
     Conversation, ConversationFilter, ConversationPatch, ConversationService, ConversationState,
-    ListRequest, SortDirection, SortKey, StateCounts,
+    ListCursor, ListRequest, SortDirection, SortKey, StateCounts,
 };
 use portal_shared::ids::{AgentId, ConversationId};
-use portal_shared::pagination::{PageRequest, decode_cursor, encode_cursor};
+use portal_shared::pagination::PageRequest;
 use uuid::Uuid;
 
 use super::ApiTags;
 use crate::http::auth::Caller;
+use crate::http::cursor::Paging;
+use crate::http::json;
 use crate::http::problem::ApiResult;
 
 #[derive(Debug, Clone)]
@@ -22,32 +25,55 @@ pub struct ConversationsApi {
 
 /// A page of conversations.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ConversationPage {
     pub items: Vec<Conversation>,
     /// Pass as `cursor` for the next page; absent on the last page.
-    #[oai(skip_serializing_if_is_none)]
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<Paging<ListCursor>>,
 }
 
 /// `PATCH` body. Absent fields are left unchanged; `assigned_agent_id: null` unassigns.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ConversationUpdate {
     pub assigned_agent_id: poem_openapi::types::MaybeUndefined<Uuid>,
+    #[oai(deserialize_with = "json::present")]
     pub state: Option<ConversationState>,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct TransferRequest {
     /// An active agent of the same tenant.
     pub to_agent_id: Uuid,
-    /// Shown to the receiving agent and kept in the history; at most 1000 characters.
+    /// Shown to the receiving agent and kept in the history. `null` is the same as absent.
+    #[oai(
+        nullable,
+        deserialize_with = "json::optional_text",
+        validator(max_length = 1000, pattern = r"^[^\x00]*$")
+    )]
     pub note: Option<String>,
 }
 
 #[derive(Debug, Object, Default)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CloseRequest {
-    /// At most 500 characters.
+    /// `null` is the same as absent.
+    #[oai(
+        nullable,
+        deserialize_with = "json::optional_text",
+        validator(max_length = 500, pattern = r"^[^\x00]*$")
+    )]
     pub reason: Option<String>,
+}
+
+impl Example for TransferRequest {
+    fn example() -> Self {
+        Self {
+            to_agent_id: Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_a002),
+            note: Some("Billing question: the customer disputes roaming charges".into()),
+        }
+    }
 }
 
 fn filter(
@@ -85,26 +111,36 @@ impl ConversationsApi {
         /// Only conversations without an assignee.
         unassigned: Query<Option<bool>>,
         /// Customer name (any case, partial) or phone (any formatting, partial digits).
+        #[oai(validator(max_length = 100))]
         q: Query<Option<String>>,
-        /// Default `last_activity_at`.
+        /// Default `last_activity_at`; with a `cursor`, the cursor's.
         sort: Query<Option<SortKey>>,
-        /// Default `desc`.
+        /// Default `desc`; with a `cursor`, the cursor's.
         direction: Query<Option<SortDirection>>,
         /// 1–100, default 25.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Paging<ListCursor>>>,
     ) -> ApiResult<Json<ConversationPage>> {
-        let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
+        let after = cursor.0.map(|c| c.0);
+        // A cursor keeps the order it was made in, so following one never reorders the list.
+        let (sort, direction) = match &after {
+            Some(c) => (c.sort, c.direction),
+            None => (
+                sort.0.unwrap_or(SortKey::LastActivityAt),
+                direction.0.unwrap_or(SortDirection::Desc),
+            ),
+        };
         let request = ListRequest {
             filter: filter(state.0, assigned_agent_id.0, unassigned.0, q.0),
-            sort: sort.0.unwrap_or(SortKey::LastActivityAt),
-            direction: direction.0.unwrap_or(SortDirection::Desc),
+            sort,
+            direction,
             page: PageRequest::new(after, limit.0)?,
         };
         let page = self.service.list(&ctx, &request).await?;
         Ok(Json(ConversationPage {
             items: page.items,
-            next_cursor: page.next.as_ref().map(encode_cursor),
+            next_cursor: page.next.map(Paging),
         }))
     }
 
@@ -118,7 +154,7 @@ impl ConversationsApi {
         #[oai(default)] state: Query<Vec<ConversationState>>,
         assigned_agent_id: Query<Option<Uuid>>,
         unassigned: Query<Option<bool>>,
-        q: Query<Option<String>>,
+        #[oai(validator(max_length = 100))] q: Query<Option<String>>,
     ) -> ApiResult<Json<StateCounts>> {
         let filter = filter(state.0, assigned_agent_id.0, unassigned.0, q.0);
         Ok(Json(self.service.count_by_state(&ctx, &filter).await?))

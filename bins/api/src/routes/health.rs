@@ -19,6 +19,16 @@ pub fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// The OpenAPI document, built once at start.
+#[derive(Debug, Clone)]
+pub struct Document(pub serde_json::Value);
+
+/// The REST contract (see [`crate::openapi`]).
+#[handler]
+pub fn openapi(doc: Data<&Document>) -> Json<serde_json::Value> {
+    Json(doc.0.0.clone())
+}
+
 /// The Redis connection (events, presence), for readiness.
 #[derive(Debug, Clone)]
 pub struct Redis(pub ConnectionManager);

@@ -2,18 +2,21 @@
 
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, Union};
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Union};
 use portal_shared::ids::{ConversationId, MessageId};
 use portal_shared::messages::{
     HistoryAnchor, HistoryCursor, Message, MessageService, MessageStatus, OutgoingContent,
     SearchCursor, SearchHit, StatusChange, TemplateContent,
 };
-use portal_shared::pagination::{PageRequest, decode_cursor, decode_cursor_param, encode_cursor};
-use portal_shared::{Error, FieldError};
+use portal_shared::pagination::PageRequest;
+
 use uuid::Uuid;
 
 use super::ApiTags;
 use crate::http::auth::Caller;
+use crate::http::cursor::Paging;
+use crate::http::json;
 use crate::http::problem::ApiResult;
 
 #[derive(Debug, Clone)]
@@ -23,6 +26,7 @@ pub struct MessagesApi {
 
 /// A page of a conversation's history, newest first.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MessagePage {
     pub items: Vec<Message>,
     /// Whether messages older than the last item exist: fetch them with `before=older_cursor`.
@@ -30,19 +34,36 @@ pub struct MessagePage {
     /// Whether messages newer than the first item exist: fetch them with `after=newer_cursor`.
     pub has_newer: bool,
     /// The oldest item's position; absent when the page is empty.
-    #[oai(skip_serializing_if_is_none)]
-    pub older_cursor: Option<String>,
+    pub older_cursor: Option<Paging<HistoryCursor>>,
     /// The newest item's position (or the `after` given, when no newer messages exist yet):
     /// poll with `after=newer_cursor` to catch up.
-    #[oai(skip_serializing_if_is_none)]
-    pub newer_cursor: Option<String>,
+    pub newer_cursor: Option<Paging<HistoryCursor>>,
 }
 
 /// A text message.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct NewText {
-    /// 1 to 4096 characters.
+    /// What the customer will read: up to 4096 characters (WhatsApp's limit), not only
+    /// whitespace, and no NUL.
+    #[oai(
+        deserialize_with = "json::text",
+        validator(
+            min_length = 1,
+            max_length = 4096,
+            pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+        )
+    )]
     pub text: String,
+}
+
+impl Example for NewText {
+    fn example() -> Self {
+        Self {
+            text: "Thanks, Ana! I have reset your line; it should be back within ten minutes."
+                .into(),
+        }
+    }
 }
 
 /// A WhatsApp template message.
@@ -73,18 +94,74 @@ pub enum SendResponse {
     ),
 }
 
+/// The statuses a message reaches without a reason.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Progress {
+    Pending,
+    Sent,
+    Delivered,
+    Read,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Failed {
+    Failed,
+}
+
+/// A status other than `failed`.
 #[derive(Debug, Object)]
-pub struct StatusUpdate {
-    pub status: MessageStatus,
-    /// With `failed` only; at most 1000 characters.
+#[oai(deny_unknown_fields)]
+pub struct StatusReached {
+    pub status: Progress,
+}
+
+/// `failed`, and why.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
+pub struct StatusFailed {
+    pub status: Failed,
+    /// Shown to agents; `marked failed` when absent or `null`.
+    #[oai(
+        nullable,
+        deserialize_with = "json::optional_text",
+        validator(max_length = 1000, pattern = r"^[^\x00]*$")
+    )]
     pub failure_reason: Option<String>,
 }
 
+/// `PATCH` body: `{"status": "delivered"}`, or `{"status": "failed", "failure_reason": "..."}`
+/// (a reason goes with `failed` only).
+#[derive(Debug, Union)]
+#[oai(one_of)]
+pub enum StatusUpdate {
+    Reached(StatusReached),
+    Failed(StatusFailed),
+}
+
+impl StatusUpdate {
+    fn change(self) -> StatusChange {
+        match self {
+            Self::Reached(r) => StatusChange::to(match r.status {
+                Progress::Pending => MessageStatus::Pending,
+                Progress::Sent => MessageStatus::Sent,
+                Progress::Delivered => MessageStatus::Delivered,
+                Progress::Read => MessageStatus::Read,
+            }),
+            Self::Failed(f) => StatusChange {
+                failure_reason: f.failure_reason,
+                ..StatusChange::to(MessageStatus::Failed)
+            },
+        }
+    }
+}
+
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SearchPage {
     pub items: Vec<SearchHit>,
-    #[oai(skip_serializing_if_is_none)]
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<Paging<SearchCursor>>,
 }
 
 #[OpenApi(tag = "ApiTags::Messages")]
@@ -92,8 +169,9 @@ impl MessagesApi {
     /// A conversation's messages
     ///
     /// Newest first. Without a cursor: the latest messages. `before`: the messages just older
-    /// than that position; `after`: the ones just newer (still newest first). Positions are
-    /// stable, so messages arriving between pages neither repeat nor shift them.
+    /// than that position; `after`: the ones just newer (still newest first); both: the ones
+    /// between the two, from `after` on. Positions are stable, so messages arriving between
+    /// pages neither repeat nor shift them.
     #[oai(
         path = "/conversations/:id/messages",
         method = "get",
@@ -104,30 +182,16 @@ impl MessagesApi {
         Caller(ctx): Caller,
         id: Path<Uuid>,
         /// An `older_cursor` from an earlier page.
-        before: Query<Option<String>>,
+        before: Query<Option<Paging<HistoryCursor>>>,
         /// A `newer_cursor` from an earlier page.
-        after: Query<Option<String>>,
+        after: Query<Option<Paging<HistoryCursor>>>,
         /// 1–100, default 25.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> ApiResult<Json<MessagePage>> {
-        let before: Option<HistoryCursor> = before
-            .0
-            .as_deref()
-            .map(|c| decode_cursor_param("before", c))
-            .transpose()?;
-        let after: Option<HistoryCursor> = after
-            .0
-            .as_deref()
-            .map(|c| decode_cursor_param("after", c))
-            .transpose()?;
-        let anchor = match (before, after) {
-            (Some(_), Some(_)) => {
-                return Err(Error::Validation(vec![
-                    FieldError::new("before", "give before or after, not both"),
-                    FieldError::new("after", "give before or after, not both"),
-                ])
-                .into());
-            }
+        let after = after.0.map(|c| c.0);
+        let anchor = match (before.0.map(|c| c.0), after) {
+            (Some(before), Some(after)) => HistoryAnchor::Between { after, before },
             (Some(c), None) => HistoryAnchor::Before(c),
             (None, Some(c)) => HistoryAnchor::After(c),
             (None, None) => HistoryAnchor::Latest,
@@ -141,11 +205,8 @@ impl MessagesApi {
         Ok(Json(MessagePage {
             has_older: result.has_older,
             has_newer: result.has_newer,
-            older_cursor: result
-                .items
-                .last()
-                .map(|m| encode_cursor(&HistoryCursor::of(m))),
-            newer_cursor: newest.as_ref().map(encode_cursor),
+            older_cursor: result.items.last().map(|m| Paging(HistoryCursor::of(m))),
+            newer_cursor: newest.map(Paging),
             items: result.items,
         }))
     }
@@ -166,7 +227,9 @@ impl MessagesApi {
         &self,
         Caller(ctx): Caller,
         id: Path<Uuid>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        /// 1 to 255 visible ASCII characters; a UUID is a good choice.
+        #[oai(name = "Idempotency-Key", validator(pattern = "^[!-~]{1,255}$"))]
+        idempotency_key: Header<Option<String>>,
         body: Json<NewMessage>,
     ) -> ApiResult<SendResponse> {
         let content = match body.0 {
@@ -198,23 +261,22 @@ impl MessagesApi {
     async fn search(
         &self,
         Caller(ctx): Caller,
-        /// At most 200 characters.
-        q: Query<String>,
+        #[oai(validator(max_length = 200))] q: Query<String>,
         /// Only this conversation's messages.
         conversation_id: Query<Option<Uuid>>,
         /// 1–100, default 25.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Paging<SearchCursor>>>,
     ) -> ApiResult<Json<SearchPage>> {
-        let after = cursor.0.as_deref().map(decode_cursor).transpose()?;
-        let page = PageRequest::<SearchCursor>::new(after, limit.0)?;
+        let page = PageRequest::new(cursor.0.map(|c| c.0), limit.0)?;
         let result = self
             .service
             .search(&ctx, &q.0, conversation_id.0.map(ConversationId), &page)
             .await?;
         Ok(Json(SearchPage {
             items: result.items,
-            next_cursor: result.next.as_ref().map(encode_cursor),
+            next_cursor: result.next.map(Paging),
         }))
     }
 
@@ -240,10 +302,7 @@ impl MessagesApi {
         id: Path<Uuid>,
         body: Json<StatusUpdate>,
     ) -> ApiResult<Json<Message>> {
-        let change = StatusChange {
-            failure_reason: body.0.failure_reason,
-            ..StatusChange::to(body.0.status)
-        };
+        let change = body.0.change();
         Ok(Json(
             self.service
                 .update_status(&ctx, MessageId(id.0), change)

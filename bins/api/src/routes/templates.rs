@@ -2,18 +2,18 @@
 
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
-use portal_shared::pagination::{PageRequest, decode_cursor, encode_cursor};
+use poem_openapi::{Object, OpenApi, Union};
+use portal_shared::pagination::PageRequest;
 use portal_shared::templates::repo::Template;
 use portal_shared::templates::service::{
     TemplateCursor, TemplateFilter, TemplateRef, TemplateService,
 };
 use portal_shared::templates::{Rendered, RenderedButton};
-use portal_shared::{Error, FieldError};
 use uuid::Uuid;
 
 use super::ApiTags;
 use crate::http::auth::Caller;
+use crate::http::cursor::Paging;
 use crate::http::problem::ApiResult;
 
 #[derive(Debug, Clone)]
@@ -22,33 +22,49 @@ pub struct TemplatesApi {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TemplatePage {
     pub items: Vec<Template>,
-    #[oai(skip_serializing_if_is_none)]
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<Paging<TemplateCursor>>,
 }
 
-/// `POST /api/templates/validate`: a template, by id or by name and language, and the
-/// parameters of a send.
+/// A template by its id, and the parameters of a send.
 #[derive(Debug, Object)]
-pub struct ValidateRequest {
-    pub template_id: Option<Uuid>,
-    pub name: Option<String>,
-    pub language: Option<String>,
+pub struct ValidateById {
+    pub template_id: Uuid,
     /// `{"header": {...}, "body": [...] | {...}, "buttons": [...]}`, or just the body's values.
     #[oai(default)]
     pub parameters: serde_json::Value,
 }
 
+/// A template by its name and language, and the parameters of a send.
 #[derive(Debug, Object)]
+pub struct ValidateByName {
+    pub name: String,
+    /// E.g. `en_US`.
+    pub language: String,
+    /// As with `template_id`.
+    #[oai(default)]
+    pub parameters: serde_json::Value,
+}
+
+/// `POST /api/templates/validate`: a template, by id or by name and language, and the
+/// parameters of a send.
+#[derive(Debug, Union)]
+#[oai(one_of)]
+pub enum ValidateRequest {
+    ById(ValidateById),
+    ByName(ValidateByName),
+}
+
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RenderedTemplate {
     pub template_id: Uuid,
     pub name: String,
     pub language: String,
-    #[oai(skip_serializing_if_is_none)]
     pub header: Option<String>,
     pub body: String,
-    #[oai(skip_serializing_if_is_none)]
     pub footer: Option<String>,
     pub buttons: Vec<RenderedTemplateButton>,
     /// Header, body and footer as one text: what history and search will show.
@@ -56,10 +72,10 @@ pub struct RenderedTemplate {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RenderedTemplateButton {
     pub index: u32,
     pub text: String,
-    #[oai(skip_serializing_if_is_none)]
     pub url: Option<String>,
 }
 
@@ -89,17 +105,16 @@ impl RenderedTemplate {
 }
 
 impl ValidateRequest {
-    fn template(&self) -> Result<TemplateRef, Error> {
-        match (&self.template_id, &self.name, &self.language) {
-            (Some(id), None, None) => Ok(TemplateRef::Id(*id)),
-            (None, Some(name), Some(language)) => Ok(TemplateRef::Name {
-                name: name.clone(),
-                language: language.clone(),
-            }),
-            _ => Err(Error::Validation(vec![FieldError::new(
-                "template_id",
-                "give either template_id, or name and language",
-            )])),
+    fn into_parts(self) -> (TemplateRef, serde_json::Value) {
+        match self {
+            Self::ById(r) => (TemplateRef::Id(r.template_id), r.parameters),
+            Self::ByName(r) => (
+                TemplateRef::Name {
+                    name: r.name,
+                    language: r.language,
+                },
+                r.parameters,
+            ),
         }
     }
 }
@@ -123,15 +138,11 @@ impl TemplatesApi {
         /// Part of the name, any case.
         name: Query<Option<String>>,
         /// 1–100, default 25.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Paging<TemplateCursor>>>,
     ) -> ApiResult<Json<TemplatePage>> {
-        let after = cursor
-            .0
-            .as_deref()
-            .map(decode_cursor::<TemplateCursor>)
-            .transpose()?;
-        let page = PageRequest::new(after, limit.0)?;
+        let page = PageRequest::new(cursor.0.map(|c| c.0), limit.0)?;
         let filter = TemplateFilter {
             statuses: status.0,
             category: category.0,
@@ -141,7 +152,7 @@ impl TemplatesApi {
         let result = self.service.list(&ctx, &filter, &page).await?;
         Ok(Json(TemplatePage {
             items: result.items,
-            next_cursor: result.next.as_ref().map(encode_cursor),
+            next_cursor: result.next.map(Paging),
         }))
     }
 
@@ -161,11 +172,8 @@ impl TemplatesApi {
         Caller(ctx): Caller,
         body: Json<ValidateRequest>,
     ) -> ApiResult<Json<RenderedTemplate>> {
-        let template = body.0.template()?;
-        let (template, rendered) = self
-            .service
-            .validate(&ctx, &template, &body.0.parameters)
-            .await?;
+        let (template, parameters) = body.0.into_parts();
+        let (template, rendered) = self.service.validate(&ctx, &template, &parameters).await?;
         Ok(Json(RenderedTemplate::new(&template, rendered)))
     }
 }

@@ -8,6 +8,7 @@
 )]
 
 mod auth;
+mod contract;
 mod conversations;
 mod dispatcher;
 mod events;

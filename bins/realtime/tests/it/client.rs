@@ -8,6 +8,8 @@ use rust_socketio::{Event, Payload};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::contract;
+
 #[derive(Debug)]
 pub enum Incoming {
     Connected,
@@ -104,10 +106,14 @@ impl Client {
     }
 
     async fn recv(&mut self) -> Incoming {
-        tokio::time::timeout(WAIT, self.rx.recv())
+        let incoming = tokio::time::timeout(WAIT, self.rx.recv())
             .await
             .expect("nothing received within 10 s")
-            .expect("the client is gone")
+            .expect("the client is gone");
+        if let Incoming::Event(name, payload) = &incoming {
+            contract::check(name, payload);
+        }
+        incoming
     }
 
     /// The next event the server emitted.
@@ -123,10 +129,12 @@ impl Client {
 
     /// The next `agent:presence` payload.
     pub async fn presence(&mut self) -> Value {
-        tokio::time::timeout(WAIT, self.presence.recv())
+        let payload = tokio::time::timeout(WAIT, self.presence.recv())
             .await
             .expect("no agent:presence within 10 s")
-            .unwrap()
+            .unwrap();
+        contract::check("agent:presence", &payload);
+        payload
     }
 
     /// Asserts that no `agent:presence` arrives for `ms` milliseconds.
@@ -190,10 +198,12 @@ impl Client {
             })
             .await
             .unwrap();
-        tokio::time::timeout(WAIT, rx)
+        let ack = tokio::time::timeout(WAIT, rx)
             .await
             .expect("no acknowledgement within 10 s")
-            .unwrap()
+            .unwrap();
+        contract::check(&format!("ack:{event}"), &ack);
+        ack
     }
 
     pub async fn disconnect(self) {

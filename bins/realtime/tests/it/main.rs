@@ -8,6 +8,7 @@
 )]
 
 mod client;
+mod contract;
 mod delivery;
 mod handshake;
 mod helpers;
