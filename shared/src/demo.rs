@@ -1,6 +1,6 @@
 //! Demo data for development: one tenant with agents, customers and a few hundred
-//! conversations, plus a small second tenant to show isolation. Loaded by `api dev` as the
-//! database owner; never used by the services themselves.
+//! conversations, plus a small second tenant to show isolation. Loaded as the database owner by
+//! the development stack (`bins/dev`) and by tests; never used by the services themselves.
 
 use chrono::{Duration, Utc};
 use sqlx::PgPool;

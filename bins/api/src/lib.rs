@@ -1,8 +1,6 @@
 //! The Agent Portal REST API as a library: [`run`] serves it on a listener the caller bound,
 //! so `main` binds the configured port and tests bind port 0.
 
-pub mod dev;
-pub mod dev_whatsapp;
 pub mod http;
 pub mod openapi;
 pub mod routes;

@@ -1,14 +1,9 @@
-//! `api`: serve the REST API, run migrations, or mint a development token.
-
-use std::time::Duration;
+//! `api`: serve the REST API, or run migrations.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use portal_shared::agents::Role;
 use portal_shared::config::Settings;
-use portal_shared::ids::{AgentId, TenantId};
 use secrecy::ExposeSecret;
-use uuid::Uuid;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Agent Portal REST API")]
@@ -25,35 +20,6 @@ enum Command {
     Migrate {
         #[command(subcommand)]
         direction: Option<Migration>,
-    },
-    /// Mint an HS256 token for development (refused when auth.jwks_url is configured).
-    DevToken {
-        #[arg(long)]
-        tenant: Uuid,
-        #[arg(long)]
-        agent: Uuid,
-        /// agent, supervisor or admin; repeat for several.
-        #[arg(long = "role", default_value = "agent")]
-        roles: Vec<String>,
-        #[arg(long, default_value_t = 720)]
-        ttl_minutes: u64,
-    },
-    /// Development: create database and roles, migrate, load demo data, print tokens, serve
-    /// the API and, beside it on port 8081, the realtime service.
-    Dev {
-        /// A superuser connection to the local Postgres.
-        #[arg(
-            long,
-            env = "PORTAL_DEV_ADMIN_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        admin_url: String,
-        /// How many demo conversations to load into an empty database.
-        #[arg(long, default_value_t = 400)]
-        conversations: usize,
-        /// Prepare everything and print the tokens, but do not serve.
-        #[arg(long)]
-        no_serve: bool,
     },
 }
 
@@ -89,57 +55,6 @@ fn main() -> anyhow::Result<()> {
                 }
                 eprintln!("migrations done");
                 Ok(())
-            }
-            Command::DevToken {
-                tenant,
-                agent,
-                roles,
-                ttl_minutes,
-            } => {
-                let settings = Settings::load()?;
-                let roles = roles
-                    .iter()
-                    .map(|r| Role::parse(r).with_context(|| format!("unknown role {r:?}")))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                let token = portal_shared::auth::mint_dev_token(
-                    &settings.auth,
-                    TenantId(tenant),
-                    AgentId(agent),
-                    &roles,
-                    Duration::from_secs(ttl_minutes * 60),
-                )?;
-                #[allow(clippy::print_stdout)]
-                {
-                    println!("{token}");
-                }
-                Ok(())
-            }
-            Command::Dev {
-                admin_url,
-                conversations,
-                no_serve,
-            } => {
-                let transformer = api::dev::start_transformer_stand_in().await?;
-                let whatsapp = api::dev_whatsapp::start().await?;
-                let settings = Settings::load_from(
-                    None,
-                    api::dev::dev_env(&admin_url, &transformer, &whatsapp)?,
-                )?;
-                api::dev::prepare(&admin_url, &settings, conversations).await?;
-                if no_serve {
-                    return Ok(());
-                }
-                // The realtime service beside the API, as its own pods would run it.
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", realtime::DEFAULT_PORT))
-                    .await
-                    .with_context(|| format!("binding 127.0.0.1:{}", realtime::DEFAULT_PORT))?;
-                let realtime = tokio::spawn(realtime::run(
-                    settings.clone(),
-                    listener,
-                    portal_shared::signal::shutdown_signal(),
-                ));
-                serve(settings).await?;
-                realtime.await?
             }
         }
     })

@@ -1,4 +1,4 @@
-//! A stand-in WhatsApp Business Management API for `api dev`: the demo tenant's account points
+//! A stand-in WhatsApp Business Management API for the development stack: the demo tenant's account points
 //! at it, so template-sync works without a Meta account. It serves a few pages of realistic
 //! templates the way the Graph API does (`data`, `paging.cursors.after`, `paging.next`), and
 //! answers error 190 to any other token.

@@ -1,18 +1,13 @@
-//! `api dev`: one command from a fresh machine (with Postgres on localhost) to a running API
-//! with demo data and tokens. Creates the database and roles, migrates, loads the demo tenant,
-//! starts a stand-in Outbound Transformer, prints the docs URL and tokens, and serves.
+//! Preparing the development database: the database and its roles, migrations, the demo
+//! tenant, its WhatsApp account on the stand-in and a template sync; then the URLs and tokens.
 
 use std::time::Duration;
 
-use poem::listener::TcpAcceptor;
-use poem::web::Json;
-use poem::{Route, Server, handler, post};
 use portal_shared::agents::Role;
 use portal_shared::auth::mint_dev_token;
 use portal_shared::config::Settings;
 use portal_shared::ids::{AgentId, TenantId};
-use portal_shared::templates::sync::Syncer;
-use portal_shared::tenancy::Db;
+use portal_shared::whatsapp::TokenCipher;
 use portal_shared::{db, demo};
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +33,7 @@ pub fn dev_env(
         ("PORTAL__WHATSAPP__API_BASE_URL", whatsapp_url.to_string()),
         (
             "PORTAL__WHATSAPP__TOKEN_KEY",
-            crate::dev_whatsapp::DEV_TOKEN_KEY.to_string(),
+            crate::stand_ins::whatsapp::DEV_TOKEN_KEY.to_string(),
         ),
     ];
     let mut env: Vec<(String, String)> = std::env::vars().collect();
@@ -50,58 +45,37 @@ pub fn dev_env(
     Ok(env)
 }
 
-/// A stand-in Outbound Transformer on a free local port that accepts every message, so
-/// messages sent from the docs UI become `sent` without the real service. The dev command
-/// points `transformer.url` at it unless `PORTAL__TRANSFORMER__URL` is set.
-pub async fn start_transformer_stand_in() -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
-    let app = Route::new().at("/messages", post(accept_message));
-    tokio::spawn(async move {
-        if let Err(err) = Server::new_with_acceptor(acceptor).run(app).await {
-            tracing::error!(error = %err, "the stand-in transformer stopped");
-        }
-    });
-    Ok(format!("http://{addr}/messages"))
-}
-
-#[handler]
-fn accept_message(
-    headers: &poem::http::HeaderMap,
-    message: Json<serde_json::Value>,
-) -> Json<serde_json::Value> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    tracing::info!(message_id = key, to = %message.0["to"], "stand-in transformer accepted a message");
-    Json(serde_json::json!({ "external_id": format!("wamid.dev.{key}") }))
-}
-
 /// Gives the demo tenant a WhatsApp account on the stand-in (unless it has one) and syncs its
-/// templates, as the template-sync CronJob would; returns the summary line.
+/// templates through template-sync's `run`, as its CronJob would; returns the summary line.
 async fn sync_demo_templates(owner: &sqlx::PgPool, settings: &Settings) -> String {
     let run = async {
-        let db = Db::new(db::pool(&settings.database)?);
-        let syncer = Syncer::new(db.clone(), settings)?;
         let tenant = TenantId(demo::TENANT);
-        let (nonce, sealed) = syncer
-            .cipher
-            .seal(tenant, crate::dev_whatsapp::DEMO_ACCESS_TOKEN)?;
+        let key = settings
+            .whatsapp
+            .token_key
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("whatsapp.token_key is not set"))?;
+        let (nonce, sealed) =
+            TokenCipher::new(key)?.seal(tenant, crate::stand_ins::whatsapp::DEMO_ACCESS_TOKEN)?;
         sqlx::query(
             "INSERT INTO whatsapp_accounts (tenant_id, waba_id, token_nonce, token_ciphertext) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO NOTHING",
         )
         .bind(tenant.0)
-        .bind(crate::dev_whatsapp::DEMO_WABA_ID)
+        .bind(crate::stand_ins::whatsapp::DEMO_WABA_ID)
         .bind(&nonce[..])
         .bind(&sealed)
         .execute(owner)
         .await?;
-        let summary = syncer.sync(tenant, &CancellationToken::new()).await;
-        db.close().await;
-        anyhow::Ok(summary.to_string())
+        let summaries =
+            template_sync::run(settings, Some(tenant), CancellationToken::new()).await?;
+        anyhow::Ok(
+            summaries
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     };
     run.await
         .unwrap_or_else(|err| format!("not synced: {err:#}"))
@@ -111,6 +85,7 @@ pub async fn prepare(
     admin_url: &str,
     settings: &Settings,
     conversations: usize,
+    consuming: bool,
 ) -> anyhow::Result<()> {
     let owner_url = db::provision(admin_url, DEV_DATABASE, DEV_LOGIN_ROLE).await?;
     let owner = PgPoolOptions::new()
@@ -120,7 +95,7 @@ pub async fn prepare(
     let loaded = demo::load(&owner, conversations).await?;
     let synced = sync_demo_templates(&owner, settings).await;
     owner.close().await;
-    let port = settings.http.port_or(crate::DEFAULT_PORT);
+    let port = settings.http.port_or(api::DEFAULT_PORT);
     let token = |agent, role| {
         mint_dev_token(
             &settings.auth,
@@ -144,6 +119,17 @@ pub async fn prepare(
         println!(
             "  realtime:  http://127.0.0.1:{} (Socket.IO; auth {{ token }})",
             realtime::DEFAULT_PORT
+        );
+        println!(
+            "  queue-consumer: {}",
+            if consuming {
+                format!(
+                    "consuming agent.notifications (probes on http://127.0.0.1:{})",
+                    queue_consumer::DEFAULT_PORT
+                )
+            } else {
+                "not started: RabbitMQ is not reachable at amqp.url".to_string()
+            }
         );
         println!("  agent token (Alex Agent, 12 h):\n    {agent_token}");
         println!("  supervisor token (Sam Supervisor, 12 h):\n    {supervisor_token}");
