@@ -170,8 +170,9 @@ impl ConversationsApi {
     ///
     /// An agent may take an unassigned conversation (`assigned_agent_id` = itself; 409 when
     /// another agent took it first) and release or change the state of its own. Supervisors
-    /// may assign to any active agent. Allowed states: waiting ⇄ active (active needs an
-    /// assignee), either → closed; nothing leaves closed (409).
+    /// may assign to any active agent (422 naming `assigned_agent_id` for any other id, or
+    /// with `state: closed`). Allowed states: waiting ⇄ active (active needs an assignee),
+    /// either → closed; nothing leaves closed (409). `{}` changes nothing.
     #[oai(path = "/:id", method = "patch", operation_id = "updateConversation")]
     async fn update(
         &self,

@@ -217,7 +217,9 @@ impl MessagesApi {
     /// conversation (409). The message is stored as `pending` and delivered in the background;
     /// its status then moves to `sent` or `failed`. Send an `Idempotency-Key` (e.g. a UUID) to
     /// make retries safe: the same key and body return the first message and send nothing
-    /// twice; the same key with another body is a 422.
+    /// twice; the same key with another body is a 422. A template message names a usable
+    /// template of the tenant and gives parameters that fit it (422 naming the field
+    /// otherwise, as `POST /templates/validate` would).
     #[oai(
         path = "/conversations/:id/messages",
         method = "post",

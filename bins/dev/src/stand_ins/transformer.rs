@@ -1,22 +1,14 @@
 //! A stand-in Outbound Transformer that accepts every message, so messages sent in development
 //! become `sent` without the real service.
 
-use poem::listener::TcpAcceptor;
 use poem::web::Json;
-use poem::{Route, Server, handler, post};
+use poem::{Route, handler, post};
 
 /// Starts it on a free local port; returns the URL to POST messages to. The dev command points
 /// `transformer.url` at it unless `PORTAL__TRANSFORMER__URL` is set.
 pub async fn start() -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
     let app = Route::new().at("/messages", post(accept_message));
-    tokio::spawn(async move {
-        if let Err(err) = Server::new_with_acceptor(acceptor).run(app).await {
-            tracing::error!(error = %err, "the stand-in transformer stopped");
-        }
-    });
+    let addr = super::serve(app, "transformer").await?;
     Ok(format!("http://{addr}/messages"))
 }
 

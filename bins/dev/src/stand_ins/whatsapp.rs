@@ -3,9 +3,8 @@
 //! templates the way the Graph API does (`data`, `paging.cursors.after`, `paging.next`), and
 //! answers error 190 to any other token.
 
-use poem::listener::TcpAcceptor;
 use poem::web::{Json, Query};
-use poem::{IntoResponse, Response, Route, Server, get, handler};
+use poem::{IntoResponse, Response, Route, get, handler};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,15 +17,8 @@ const PAGE_SIZE: usize = 4;
 
 /// Starts the stand-in on a free local port; returns its base URL.
 pub async fn start() -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
     let app = Route::new().at("/:version/:waba/message_templates", get(templates));
-    tokio::spawn(async move {
-        if let Err(err) = Server::new_with_acceptor(acceptor).run(app).await {
-            tracing::error!(error = %err, "the stand-in WhatsApp API stopped");
-        }
-    });
+    let addr = super::serve(app, "WhatsApp API").await?;
     Ok(format!("http://{addr}"))
 }
 
