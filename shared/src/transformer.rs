@@ -92,11 +92,14 @@ impl TransformerClient {
         self.timeout
     }
 
-    #[tracing::instrument(skip(self, message), fields(message_id = %message.message_id))]
+    #[tracing::instrument(skip(self, message), fields(otel.kind = "client", http.request.method = "POST", message_id = %message.message_id))]
     pub async fn deliver(&self, message: &OutboundMessage) -> Result<Accepted, DeliveryError> {
+        let mut trace = http::HeaderMap::new();
+        crate::telemetry::inject_context(&mut trace);
         let response = self
             .http
             .post(&self.url)
+            .headers(trace)
             .header("Idempotency-Key", message.message_id.to_string())
             .json(message)
             .send()

@@ -8,6 +8,7 @@ mod broker;
 mod prepare;
 mod stand_ins;
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -52,6 +53,18 @@ enum Command {
         #[arg(long, default_value_t = 720)]
         ttl_minutes: u64,
     },
+    /// Serve only the stand-ins for the external services, on fixed ports, until SIGTERM (the
+    /// `stand-ins` service of docker-compose.yml).
+    StandIns {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// The Outbound Transformer: `POST /messages`.
+        #[arg(long, default_value_t = 8090)]
+        transformer_port: u16,
+        /// The WhatsApp Business Management API: `GET /{version}/{waba}/message_templates`.
+        #[arg(long, default_value_t = 8091)]
+        whatsapp_port: u16,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +80,11 @@ fn main() -> anyhow::Result<()> {
                 roles,
                 ttl_minutes,
             }) => token(tenant, agent, &roles, ttl_minutes),
+            Some(Command::StandIns {
+                host,
+                transformer_port,
+                whatsapp_port,
+            }) => stand_ins_only(host, transformer_port, whatsapp_port).await,
             None => stack(&cli.admin_url, cli.conversations, cli.no_serve).await,
         }
     })
@@ -92,9 +110,26 @@ fn token(tenant: Uuid, agent: Uuid, roles: &[String], ttl_minutes: u64) -> anyho
     Ok(())
 }
 
+async fn stand_ins_only(
+    host: IpAddr,
+    transformer_port: u16,
+    whatsapp_port: u16,
+) -> anyhow::Result<()> {
+    let telemetry = portal_shared::config::TelemetrySettings {
+        log_format: portal_shared::config::LogFormat::Json,
+        log_filter: "info".to_string(),
+    };
+    let _telemetry = portal_shared::telemetry::init("dev-stand-ins", &telemetry)?;
+    stand_ins::transformer::start(SocketAddr::new(host, transformer_port)).await?;
+    stand_ins::whatsapp::start(SocketAddr::new(host, whatsapp_port)).await?;
+    shutdown_signal().await;
+    Ok(())
+}
+
 async fn stack(admin_url: &str, conversations: usize, no_serve: bool) -> anyhow::Result<()> {
-    let transformer = stand_ins::transformer::start().await?;
-    let whatsapp = stand_ins::whatsapp::start().await?;
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    let transformer = stand_ins::transformer::start(local).await?;
+    let whatsapp = stand_ins::whatsapp::start(local).await?;
     let settings =
         Settings::load_from(None, prepare::dev_env(admin_url, &transformer, &whatsapp)?)?;
     let _telemetry = portal_shared::telemetry::init("dev", &settings.telemetry)?;

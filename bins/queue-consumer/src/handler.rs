@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use lapin::message::Delivery;
+use opentelemetry::trace::TraceContextExt as _;
 use portal_shared::backoff::Backoff;
 use portal_shared::config::ConsumerSettings;
 use portal_shared::notifications::{Applier, Envelope, Poison, Refusal};
@@ -51,16 +52,16 @@ impl Handler {
         let started = Instant::now();
         let span = tracing::info_span!(
             "notification",
+            otel.kind = "consumer",
+            messaging.system = "rabbitmq",
+            messaging.operation.type = "process",
             event_id = tracing::field::Empty,
             r#type = tracing::field::Empty,
             tenant_id = tracing::field::Empty,
             redelivered = delivery.redelivered,
         );
-        if let Some(headers) = delivery.properties.headers() {
-            let carried = ["traceparent", "tracestate"]
-                .into_iter()
-                .filter_map(|k| forward::header_text(headers, k).map(|v| (k, v)));
-            let _ = span.set_parent(portal_shared::telemetry::extract_context_from(carried));
+        if let Some(context) = carried_context(&delivery) {
+            let _ = span.set_parent(context);
         }
         if let Ok(envelope) = &parsed {
             span.record("event_id", tracing::field::display(envelope.event_id));
@@ -127,7 +128,21 @@ impl Handler {
     async fn apply_together(&self, groups: Vec<Group>) -> Result<(), Vec<Group>> {
         let started = Instant::now();
         let n = groups.iter().map(Vec::len).sum::<usize>();
-        let span = tracing::info_span!("notification_batch", tenants = groups.len(), n);
+        // One transaction for messages of many traces: linked to each of them, as the
+        // messaging conventions have it for a batch.
+        let span = tracing::info_span!(
+            "notification_batch",
+            otel.kind = "consumer",
+            messaging.system = "rabbitmq",
+            messaging.operation.type = "process",
+            messaging.batch.message_count = n,
+            tenants = groups.len(),
+        );
+        for (delivery, _) in groups.iter().flatten() {
+            if let Some(context) = carried_context(delivery) {
+                span.add_link(context.span().span_context().clone());
+            }
+        }
         let batches: Vec<Vec<(&Envelope, &[u8])>> = groups
             .iter()
             .map(|group| {
@@ -281,4 +296,13 @@ impl Handler {
         self.acks.requeue(delivery.delivery_tag);
         "requeued"
     }
+}
+
+/// The trace context a message carries in its `traceparent`/`tracestate` headers.
+fn carried_context(delivery: &Delivery) -> Option<opentelemetry::Context> {
+    let headers = delivery.properties.headers().as_ref()?;
+    let carried = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|k| forward::header_text(headers, k).map(|v| (k, v)));
+    Some(portal_shared::telemetry::extract_context_from(carried))
 }

@@ -31,6 +31,7 @@ use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
 use socketioxide::{SendError, SocketError};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::metrics::Metrics;
 
@@ -45,6 +46,8 @@ pub struct Outgoing {
     /// The payload as the client receives it: the event's payload with its `seq`.
     pub wire: Box<RawValue>,
     created_at: DateTime<Utc>,
+    /// The trace of the change, continued by the span that delivers it.
+    traceparent: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -68,6 +71,7 @@ impl Outgoing {
             subject: subject_of(event),
             wire,
             created_at: event.created_at,
+            traceparent: event.traceparent.clone(),
         })
     }
 
@@ -272,6 +276,23 @@ impl Fanout {
     }
 
     fn deliver(&self, entry: &mut Tenant, event: &Arc<Outgoing>) {
+        // A span only for a traced change: it is that trace's last hop, to the browsers.
+        let span = event.traceparent.as_deref().map(|traceparent| {
+            let span = tracing::info_span!(
+                "deliver",
+                otel.name = %format_args!("{} deliver", event.name),
+                otel.kind = "consumer",
+                messaging.system = "socket.io",
+                messaging.operation.type = "process",
+                messaging.destination.name = %event.name,
+                tenant_id = %event.tenant,
+                seq = event.seq,
+                sockets = tracing::field::Empty,
+            );
+            let _ = span.set_parent(portal_shared::telemetry::context_of(traceparent));
+            span
+        });
+        let _entered = span.as_ref().map(tracing::Span::enter);
         self.metrics.event("delivered");
         for pending in entry.pending.values_mut() {
             if pending.buffered_from.is_some() && event.reaches(&pending.rooms) {
@@ -295,6 +316,9 @@ impl Fanout {
             }
         }
         self.metrics.delivered("live", sent);
+        if let Some(span) = &span {
+            span.record("sockets", sent);
+        }
         if !entry.replayed_ahead.is_empty() {
             entry.replayed_ahead.retain(|_, upto| *upto > event.seq);
         }

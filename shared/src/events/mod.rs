@@ -30,6 +30,10 @@ pub struct Event {
     pub event_type: String,
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// The W3C trace context of the span that wrote it, when traces are on: the realtime emit
+    /// joins that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// The event names of the Socket.IO contract.
@@ -65,7 +69,7 @@ pub async fn append(tx: &mut TenantTx, event: EventType, payload: &impl Serializ
 
 /// Appends one event per payload, in order, with consecutive sequence numbers: one statement
 /// however many (the queue consumer applies notifications in batches).
-#[tracing::instrument(skip(tx, payloads), fields(tenant_id = %tx.tenant_id(), event = event.as_str(), n = payloads.len()))]
+#[tracing::instrument(skip(tx, payloads), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id(), event = event.as_str(), n = payloads.len()))]
 pub async fn append_many(
     tx: &mut TenantTx,
     event: EventType,
@@ -81,6 +85,7 @@ pub async fn append_many(
         .map_err(Error::internal)?;
     let tenant_id = tx.tenant_id().0;
     let n = i64::try_from(payloads.len()).map_err(Error::internal)?;
+    let traceparent = crate::telemetry::current_traceparent();
     let mut rows: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
         "WITH next AS ( \
              INSERT INTO tenant_event_counters (tenant_id, last_seq) VALUES ($1, $4) \
@@ -88,8 +93,8 @@ pub async fn append_many(
              RETURNING last_seq \
          ), \
          appended AS ( \
-             INSERT INTO events (tenant_id, seq, event_type, payload) \
-             SELECT $1, next.last_seq - $4 + p.ord, $2, p.payload \
+             INSERT INTO events (tenant_id, seq, event_type, payload, traceparent) \
+             SELECT $1, next.last_seq - $4 + p.ord, $2, p.payload, $5 \
              FROM next, unnest($3::jsonb[]) WITH ORDINALITY AS p (payload, ord) \
              RETURNING seq, created_at \
          ), \
@@ -103,6 +108,7 @@ pub async fn append_many(
     .bind(event.as_str())
     .bind(&payloads)
     .bind(n)
+    .bind(&traceparent)
     .fetch_all(tx.conn())
     .await?;
     // The payloads got seq in their order (`ord`); RETURNING promises no order.
@@ -115,6 +121,7 @@ pub async fn append_many(
             event_type: event.as_str().to_string(),
             payload,
             created_at,
+            traceparent: traceparent.clone(),
         });
         seqs.push(seq);
     }
@@ -128,6 +135,7 @@ pub(crate) struct EventRow {
     event_type: String,
     payload: serde_json::Value,
     created_at: DateTime<Utc>,
+    traceparent: Option<String>,
 }
 
 impl From<EventRow> for Event {
@@ -138,6 +146,7 @@ impl From<EventRow> for Event {
             event_type: r.event_type,
             payload: r.payload,
             created_at: r.created_at,
+            traceparent: r.traceparent,
         }
     }
 }
@@ -168,7 +177,7 @@ pub async fn replay(tx: &mut TenantTx, after: i64, limit: u32) -> Result<Replay>
         });
     }
     let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT tenant_id, seq, event_type, payload, created_at FROM events \
+        "SELECT tenant_id, seq, event_type, payload, created_at, traceparent FROM events \
          WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(tenant_id)

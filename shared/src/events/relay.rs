@@ -86,7 +86,7 @@ impl EventRelay {
     pub async fn relay_once(&mut self) -> Result<usize> {
         let mut tx = self.db.pool().begin().await?;
         let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT tenant_id, seq, event_type, payload, created_at \
+            "SELECT tenant_id, seq, event_type, payload, created_at, traceparent \
              FROM claim_unpublished_events(make_interval(secs => $1), $2)",
         )
         .bind(self.min_age.as_secs_f64())

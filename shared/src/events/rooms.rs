@@ -131,6 +131,7 @@ mod tests {
             event_type: "conversation:updated".into(),
             payload,
             created_at: chrono::Utc::now(),
+            traceparent: None,
         }
     }
 

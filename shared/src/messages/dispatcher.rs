@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use opentelemetry::trace::TraceContextExt as _;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,6 +20,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::receipts;
 use super::repo::{self, Claim};
@@ -132,7 +135,20 @@ impl Dispatcher {
     }
 
     async fn deliver(self: Arc<Self>, claim: Claim) {
-        if let Err(err) = self.attempt(&claim, Instant::now()).await {
+        // Each attempt is a trace of its own, linked to the request that stored the message
+        // (an attempt may come minutes later, from another process).
+        let span = tracing::info_span!(
+            "deliver message",
+            otel.kind = "client",
+            message_id = %claim.message_id,
+            tenant_id = %claim.tenant_id,
+            attempt = claim.attempts,
+        );
+        if let Some(traceparent) = &claim.traceparent {
+            let stored = crate::telemetry::context_of(traceparent);
+            span.add_link(stored.span().span_context().clone());
+        }
+        if let Err(err) = self.attempt(&claim, Instant::now()).instrument(span).await {
             // The row stays claimed until its lease runs out, then another attempt is made.
             tracing::warn!(
                 message_id = %claim.message_id, tenant_id = %claim.tenant_id, error = ?err,
@@ -141,7 +157,6 @@ impl Dispatcher {
         }
     }
 
-    #[tracing::instrument(skip(self, claim), fields(message_id = %claim.message_id, tenant_id = %claim.tenant_id, attempt = claim.attempts))]
     async fn attempt(&self, claim: &Claim, claimed_at: Instant) -> Result<()> {
         let mut tx = self.db.begin_for(claim.tenant()).await?;
         let message = repo::find(&mut tx, claim.message(), false).await?;

@@ -278,6 +278,7 @@ mod tests {
             event_type: kind.into(),
             payload,
             created_at: chrono::Utc::now(),
+            traceparent: None,
         })
         .unwrap()
     }

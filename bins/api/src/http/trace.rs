@@ -1,13 +1,22 @@
-//! A span per request that continues the caller's W3C trace (`traceparent`).
+//! A span per request that continues the caller's W3C trace (`traceparent`), with a request
+//! id on every log line of the request: the caller's `X-Request-Id` when it sends a sensible
+//! one (a proxy's), else a new one.
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub async fn trace<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+    let request_id = req
+        .header("x-request-id")
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
     let span = tracing::info_span!(
         "http.request",
+        // The conventions name a server span by its route; without one, by the method alone.
+        otel.name = %req.method(),
         otel.kind = "server",
+        request_id,
         http.request.method = %req.method(),
         url.path = %req.uri().path(),
         http.response.status_code = tracing::field::Empty,

@@ -4,11 +4,11 @@
 use poem::web::Json;
 use poem::{Route, handler, post};
 
-/// Starts it on a free local port; returns the URL to POST messages to. The dev command points
+/// Starts it on `addr`; returns the URL to POST messages to. The dev command points
 /// `transformer.url` at it unless `PORTAL__TRANSFORMER__URL` is set.
-pub async fn start() -> anyhow::Result<String> {
+pub async fn start(addr: std::net::SocketAddr) -> anyhow::Result<String> {
     let app = Route::new().at("/messages", post(accept_message));
-    let addr = super::serve(app, "transformer").await?;
+    let addr = super::serve(app, "transformer", addr).await?;
     Ok(format!("http://{addr}/messages"))
 }
 

@@ -15,10 +15,10 @@ pub const DEMO_ACCESS_TOKEN: &str = "dev-stand-in-access-token";
 pub const DEV_TOKEN_KEY: &str = "ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE=";
 const PAGE_SIZE: usize = 4;
 
-/// Starts the stand-in on a free local port; returns its base URL.
-pub async fn start() -> anyhow::Result<String> {
+/// Starts the stand-in on `addr`; returns its base URL.
+pub async fn start(addr: std::net::SocketAddr) -> anyhow::Result<String> {
     let app = Route::new().at("/:version/:waba/message_templates", get(templates));
-    let addr = super::serve(app, "WhatsApp API").await?;
+    let addr = super::serve(app, "WhatsApp API", addr).await?;
     Ok(format!("http://{addr}"))
 }
 

@@ -13,4 +13,5 @@ mod connection;
 mod helpers;
 mod poison;
 mod receipts;
+mod traces;
 mod types;
