@@ -8,7 +8,7 @@ use crate::pagination::{Cursor, Page, PageRequest, part};
 use crate::tenancy::TenantTx;
 
 /// Finds one agent of the transaction's tenant, active or not.
-#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub async fn find(tx: &mut TenantTx, id: AgentId) -> Result<Option<Agent>> {
     let agent = sqlx::query_as!(
         Agent,
@@ -52,7 +52,7 @@ impl Cursor for AgentCursor {
 }
 
 /// The tenant's agents by name, a page at a time.
-#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub async fn list(
     tx: &mut TenantTx,
     filter: &AgentFilter,

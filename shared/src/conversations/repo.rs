@@ -84,7 +84,7 @@ const JOINS: &str = "JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id =
     LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id";
 
 /// One conversation with its customer and assignee; `lock` holds it until the transaction ends.
-#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(crate) async fn find(
     tx: &mut TenantTx,
     id: ConversationId,
@@ -163,7 +163,7 @@ pub(super) async fn insert(tx: &mut TenantTx, new: &NewConversation<'_>) -> Resu
 }
 
 /// Sets assignee and state together (the table's checks keep them consistent).
-#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn set_assignment(
     tx: &mut TenantTx,
     id: ConversationId,
@@ -185,7 +185,7 @@ pub(super) async fn set_assignment(
     Ok(())
 }
 
-#[tracing::instrument(skip(tx, reason), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, reason), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn close(
     tx: &mut TenantTx,
     id: ConversationId,
@@ -207,7 +207,7 @@ pub(super) async fn close(
 
 /// Messages were added: each conversation moves to the top of the list with its new preview.
 /// Returns the conversations as they are now (those that exist).
-#[tracing::instrument(skip(tx, previews), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, previews), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(crate) async fn record_messages(
     tx: &mut TenantTx,
     previews: &[(ConversationId, String)],
@@ -242,7 +242,7 @@ pub(super) enum AssignmentKind {
 }
 
 /// Appends to the assignment/transfer history.
-#[tracing::instrument(skip(tx, note), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, note), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn record_assignment(
     tx: &mut TenantTx,
     id: ConversationId,
@@ -408,7 +408,7 @@ fn push_branch(qb: &mut QueryBuilder<Postgres>, branch: Branch) {
     }
 }
 
-#[tracing::instrument(skip(tx, request, search), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, request, search), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn list(
     tx: &mut TenantTx,
     visibility: Visibility,
@@ -467,7 +467,7 @@ pub(super) async fn list(
         }))
 }
 
-#[tracing::instrument(skip(tx, filter), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, filter), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn count_by_state(
     tx: &mut TenantTx,
     visibility: Visibility,

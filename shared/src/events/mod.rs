@@ -69,7 +69,7 @@ pub async fn append(tx: &mut TenantTx, event: EventType, payload: &impl Serializ
 
 /// Appends one event per payload, in order, with consecutive sequence numbers: one statement
 /// however many (the queue consumer applies notifications in batches).
-#[tracing::instrument(skip(tx, payloads), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id(), event = event.as_str(), n = payloads.len()))]
+#[tracing::instrument(skip(tx, payloads), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id(), event = event.as_str(), n = payloads.len()))]
 pub async fn append_many(
     tx: &mut TenantTx,
     event: EventType,

@@ -106,7 +106,7 @@ pub(super) struct NewMessage<'a> {
 }
 
 /// Stores the message; `None` when another message already holds its idempotency key.
-#[tracing::instrument(skip(tx, new), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, new), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn insert(tx: &mut TenantTx, new: &NewMessage<'_>) -> Result<Option<Message>> {
     let tenant_id = tx.tenant_id().0;
     let sql = format!(
@@ -190,7 +190,7 @@ pub(super) async fn insert_inbound(
 }
 
 /// One message; `lock` holds it until the transaction ends.
-#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn find(tx: &mut TenantTx, id: MessageId, lock: bool) -> Result<Option<Message>> {
     let tenant_id = tx.tenant_id().0;
     let lock = if lock { " FOR UPDATE" } else { "" };
@@ -222,7 +222,7 @@ pub(super) async fn find_by_external_id(
 }
 
 /// The message an agent sent with this idempotency key, and the hash of that request.
-#[tracing::instrument(skip(tx, key), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, key), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn find_by_idempotency_key(
     tx: &mut TenantTx,
     agent: AgentId,
@@ -249,7 +249,7 @@ pub(super) async fn find_by_idempotency_key(
 }
 
 /// Up to `limit` messages next to the anchor, newest first, and whether more lie beyond them.
-#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn history(
     tx: &mut TenantTx,
     conversation: ConversationId,
@@ -307,7 +307,7 @@ fn push_after(qb: &mut QueryBuilder<Postgres>, cmp: &str, cursor: HistoryCursor)
 }
 
 /// Whether the conversation has a message older (`newer` false) or newer than the cursor.
-#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn exists_beyond(
     tx: &mut TenantTx,
     conversation: ConversationId,
@@ -333,7 +333,7 @@ pub(super) async fn exists_beyond(
 /// implies (a message read was delivered). Sets the external id if it was unknown and no
 /// other message has it: a duplicate id from upstream must not make the status change fail
 /// (the dispatcher would then deliver the message again and again).
-#[tracing::instrument(skip(tx, failure_reason, external_id), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, failure_reason, external_id), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn set_status(
     tx: &mut TenantTx,
     id: MessageId,
@@ -380,7 +380,7 @@ struct HitRow {
 }
 
 /// Ranked matches of `query` the caller may see, best first, then newest first.
-#[tracing::instrument(skip(tx, query), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, query), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn search(
     tx: &mut TenantTx,
     visibility: Visibility,
@@ -504,7 +504,7 @@ impl Claim {
     }
 }
 
-#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn enqueue(tx: &mut TenantTx, id: MessageId) -> Result<()> {
     let tenant_id = tx.tenant_id().0;
     sqlx::query(
@@ -535,7 +535,7 @@ pub(super) async fn claim(
 }
 
 /// Removes the row if this claim still holds it; false when another dispatcher took over.
-#[tracing::instrument(skip(tx, claim), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, claim), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn release(tx: &mut TenantTx, claim: &Claim) -> Result<bool> {
     let done = sqlx::query(
         "DELETE FROM message_outbox WHERE tenant_id = $1 AND message_id = $2 AND lease_token = $3",
@@ -549,7 +549,7 @@ pub(super) async fn release(tx: &mut TenantTx, claim: &Claim) -> Result<bool> {
 }
 
 /// Schedules the next attempt if this claim still holds the row.
-#[tracing::instrument(skip(tx, claim, error), fields(otel.kind = "client", db.system.name = "postgresql", tenant_id = %tx.tenant_id()))]
+#[tracing::instrument(skip(tx, claim, error), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn reschedule(
     tx: &mut TenantTx,
     claim: &Claim,
