@@ -21,8 +21,13 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<TenantCtx> 
         )))
         .into());
     };
-    authenticator
+    let ctx = authenticator
         .authenticate(&bearer.token)
         .await
-        .map_err(|e| ApiError::from(e).into())
+        .map_err(ApiError::from)?;
+    // The request's span (http::trace) names its caller, for every log line of the request.
+    let span = tracing::Span::current();
+    span.record("tenant_id", tracing::field::display(ctx.tenant_id()));
+    span.record("agent_id", tracing::field::display(ctx.agent_id()));
+    Ok(ctx)
 }

@@ -1,6 +1,6 @@
 //! A span per request that continues the caller's W3C trace (`traceparent`), with a request
-//! id on every log line of the request: the caller's `X-Request-Id` when it sends a sensible
-//! one (a proxy's), else a new one.
+//! id on every log line of the request (the caller's `X-Request-Id` when it sends a sensible
+//! one, a proxy's, else a new one) and, once its token is verified, its tenant and agent.
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 use tracing::Instrument;
@@ -17,6 +17,9 @@ pub async fn trace<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
         otel.name = %req.method(),
         otel.kind = "server",
         request_id,
+        // Recorded once the token is verified (http::auth).
+        tenant_id = tracing::field::Empty,
+        agent_id = tracing::field::Empty,
         http.request.method = %req.method(),
         url.path = %req.uri().path(),
         http.response.status_code = tracing::field::Empty,

@@ -226,6 +226,8 @@ async fn a_patch_and_a_notification_are_each_one_trace_from_the_caller_to_the_so
         line["request_id"].as_str().is_some_and(|id| !id.is_empty()),
         "{line}"
     );
+    assert_eq!(line["tenant_id"], h.world.a.to_string(), "{line}");
+    assert_eq!(line["agent_id"], h.world.supervisor.to_string(), "{line}");
     h.finish().await;
 }
 
