@@ -15,6 +15,7 @@ use poem_openapi::OpenApiService;
 use portal_shared::auth::Authenticator;
 use portal_shared::config::Settings;
 use portal_shared::conversations::ConversationService;
+use portal_shared::customers::CustomerService;
 use portal_shared::events;
 use portal_shared::messages::{DeliveryMetrics, Dispatcher, MessageService};
 use portal_shared::presence::Presence;
@@ -30,6 +31,7 @@ use crate::http::metrics::Metrics;
 use crate::routes::admin::AdminApi;
 use crate::routes::agents::AgentsApi;
 use crate::routes::conversations::ConversationsApi;
+use crate::routes::customers::CustomersApi;
 use crate::routes::messages::MessagesApi;
 use crate::routes::templates::TemplatesApi;
 
@@ -41,6 +43,7 @@ type Apis = (
     AgentsApi,
     TemplatesApi,
     AdminApi,
+    CustomersApi,
 );
 
 fn api_service(
@@ -65,11 +68,16 @@ fn api_service(
                 db: db.clone(),
                 cipher,
             },
+            CustomersApi {
+                service: CustomerService::new(db.clone()),
+            },
         ),
         "Agent Portal API",
         openapi::CONTRACT_VERSION,
     )
-    .description("Conversations, messages, agents and WhatsApp templates for the agent portal.")
+    .description(
+        "Conversations, customers, messages, agents and WhatsApp templates for the agent portal.",
+    )
     .server("/api")
 }
 

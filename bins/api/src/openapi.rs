@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 /// The contract's version, independent of the crate's: bump the major for a breaking change
 /// (`scripts/contract` refuses one otherwise).
-pub const CONTRACT_VERSION: &str = "1.0.0";
+pub const CONTRACT_VERSION: &str = "1.1.0";
 
 /// Operations that take a conversation `id` in the path.
 const CONVERSATION_OPERATIONS: [&str; 6] = [
@@ -35,6 +35,13 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
         &CONVERSATION_OPERATIONS,
     ),
     ("getConversation", "200", "/id", &CONVERSATION_OPERATIONS),
+    ("getConversation", "200", "/customer/id", &["getCustomer"]),
+    (
+        "listConversations",
+        "200",
+        "/items/0/customer/id",
+        &["getCustomer"],
+    ),
     ("updateConversation", "200", "/id", &CONVERSATION_OPERATIONS),
     (
         "transferConversation",

@@ -2,7 +2,70 @@
 //!
 //! Upstream (the State Manager, through `agent.notifications`) names a customer by E.164
 //! phone number; [`upsert_by_phone`] finds or creates one and takes a new display name.
+//! [`CustomerService`] answers the profile an agent sees, under the conversation rules: an
+//! agent sees a customer only through a conversation it may see.
 
 mod repo;
+pub mod service;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{Enum, Object};
+use serde::Serialize;
+
+use crate::conversations::ConversationState;
+use crate::ids::{ConversationId, CustomerId};
 
 pub use repo::{CustomerChange, open_conversations, upsert_by_phone};
+pub use service::CustomerService;
+
+/// A customer as the profile shows them.
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, Serialize, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct CustomerProfile {
+    pub id: CustomerId,
+    pub display_name: String,
+    /// E.164, e.g. `+447946001800`.
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// Free-form attributes: a JSON object.
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the customer's first conversation started; absent before any.
+    pub first_contact_at: Option<DateTime<Utc>>,
+    /// The last activity in any of the customer's conversations; absent before any.
+    pub last_contact_at: Option<DateTime<Utc>>,
+    /// The customer's conversation that is not closed, when there is one the caller may see.
+    pub open_conversation: Option<OpenConversation>,
+    /// The customer's conversations, by state.
+    pub conversations: ConversationCounts,
+    /// Whether fields the State Manager holds were added: `not_configured` while no State
+    /// Manager is configured; `unavailable` when it did not answer in time (the local data
+    /// is answered without it); `enriched` otherwise.
+    pub enrichment: Enrichment,
+}
+
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct OpenConversation {
+    pub id: ConversationId,
+    pub state: ConversationState,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Object)]
+pub struct ConversationCounts {
+    pub active: i64,
+    pub waiting: i64,
+    pub closed: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Enum)]
+#[serde(rename_all = "snake_case")]
+#[oai(rename_all = "snake_case")]
+pub enum Enrichment {
+    Enriched,
+    Unavailable,
+    NotConfigured,
+}

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::Result;
-use crate::ids::{ConversationId, CustomerId};
+use crate::ids::{AgentId, ConversationId, CustomerId};
 use crate::tenancy::TenantTx;
 
 /// What [`upsert_by_phone`] did.
@@ -65,4 +65,62 @@ pub async fn open_conversations(
     .fetch_all(tx.conn())
     .await?;
     Ok(ids.into_iter().map(|(id,)| ConversationId(id)).collect())
+}
+
+/// The profile as stored, with what the service needs to decide what the caller sees.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct ProfileRow {
+    pub id: Uuid,
+    pub display_name: String,
+    pub phone_e164: Option<String>,
+    pub email: Option<String>,
+    pub attributes: sqlx::types::Json<std::collections::BTreeMap<String, serde_json::Value>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub first_contact_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_contact_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub active: i64,
+    pub waiting: i64,
+    pub closed: i64,
+    pub open_id: Option<Uuid>,
+    pub open_state: Option<crate::conversations::ConversationState>,
+    pub open_assignee: Option<Uuid>,
+}
+
+/// The customer with the summary of their conversations; for an agent (`seen_by`), only a
+/// customer with a conversation that agent may see (its own, or an unassigned waiting one).
+/// A customer's conversations are few, and read through `conversations_by_customer`.
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
+pub(super) async fn find_profile(
+    tx: &mut TenantTx,
+    id: CustomerId,
+    seen_by: Option<AgentId>,
+) -> Result<Option<ProfileRow>> {
+    Ok(sqlx::query_as(
+        "SELECT c.id, c.display_name, c.phone_e164, c.email, c.attributes, c.created_at, \
+                c.updated_at, s.first_contact_at, s.last_contact_at, s.active, s.waiting, s.closed, \
+                o.id AS open_id, o.state AS open_state, o.assigned_agent_id AS open_assignee \
+         FROM customers c \
+         CROSS JOIN LATERAL ( \
+             SELECT min(v.created_at) AS first_contact_at, \
+                    max(v.last_activity_at) AS last_contact_at, \
+                    count(*) FILTER (WHERE v.state = 'active') AS active, \
+                    count(*) FILTER (WHERE v.state = 'waiting') AS waiting, \
+                    count(*) FILTER (WHERE v.state = 'closed') AS closed, \
+                    coalesce(bool_or(v.assigned_agent_id = $3 \
+                        OR (v.assigned_agent_id IS NULL AND v.state = 'waiting')), false) AS agent_sees \
+             FROM conversations v WHERE v.tenant_id = c.tenant_id AND v.customer_id = c.id \
+         ) s \
+         LEFT JOIN LATERAL ( \
+             SELECT v.id, v.state, v.assigned_agent_id FROM conversations v \
+             WHERE v.tenant_id = c.tenant_id AND v.customer_id = c.id AND v.state <> 'closed' \
+             ORDER BY v.created_at DESC LIMIT 1 \
+         ) o ON true \
+         WHERE c.tenant_id = $1 AND c.id = $2 AND ($3::uuid IS NULL OR s.agent_sees)",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(id.0)
+    .bind(seen_by.map(|a| a.0))
+    .fetch_optional(tx.conn())
+    .await?)
 }

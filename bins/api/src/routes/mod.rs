@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod agents;
 pub mod conversations;
+pub mod customers;
 pub mod health;
 pub mod messages;
 pub mod templates;
@@ -21,4 +22,6 @@ pub enum ApiTags {
     Templates,
     /// Tenant settings (admins only).
     Admin,
+    /// Customer profiles.
+    Customers,
 }

@@ -10,6 +10,7 @@
 mod auth;
 mod contract;
 mod conversations;
+mod customers;
 mod dispatcher;
 mod events;
 mod helpers;
