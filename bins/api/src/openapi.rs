@@ -23,6 +23,9 @@ const CONVERSATION_OPERATIONS: [&str; 6] = [
     "sendMessage",
 ];
 
+/// Operations that take a customer `id` in the path.
+const CUSTOMER_OPERATIONS: [&str; 2] = ["getCustomer", "updateCustomer"];
+
 /// Operations that take a message `id` in the path.
 const MESSAGE_OPERATIONS: [&str; 2] = ["getMessage", "updateMessageStatus"];
 
@@ -35,13 +38,20 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
         &CONVERSATION_OPERATIONS,
     ),
     ("getConversation", "200", "/id", &CONVERSATION_OPERATIONS),
-    ("getConversation", "200", "/customer/id", &["getCustomer"]),
+    (
+        "getConversation",
+        "200",
+        "/customer/id",
+        &CUSTOMER_OPERATIONS,
+    ),
     (
         "listConversations",
         "200",
         "/items/0/customer/id",
-        &["getCustomer"],
+        &CUSTOMER_OPERATIONS,
     ),
+    ("getCustomer", "200", "/id", &CUSTOMER_OPERATIONS),
+    ("updateCustomer", "200", "/id", &CUSTOMER_OPERATIONS),
     ("updateConversation", "200", "/id", &CONVERSATION_OPERATIONS),
     (
         "transferConversation",

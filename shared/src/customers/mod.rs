@@ -5,6 +5,7 @@
 //! [`CustomerService`] answers the profile an agent sees, under the conversation rules: an
 //! agent sees a customer only through a conversation it may see.
 
+pub mod phone;
 mod repo;
 pub mod service;
 
@@ -18,7 +19,18 @@ use crate::conversations::ConversationState;
 use crate::ids::{ConversationId, CustomerId};
 
 pub use repo::{CustomerChange, open_conversations, upsert_by_phone};
-pub use service::CustomerService;
+pub use service::{CustomerEdit, CustomerService, Edited};
+
+/// The entity tag of a customer as it is now: it changes with every change of the row.
+pub fn etag(updated_at: DateTime<Utc>) -> String {
+    format!("\"{}\"", updated_at.timestamp_micros())
+}
+
+impl CustomerProfile {
+    pub fn etag(&self) -> String {
+        etag(self.updated_at)
+    }
+}
 
 /// A customer as the profile shows them.
 #[serde_with::skip_serializing_none]

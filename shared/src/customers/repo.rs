@@ -124,3 +124,96 @@ pub(super) async fn find_profile(
     .fetch_optional(tx.conn())
     .await?)
 }
+
+/// Locks the customer for an edit, when the caller may see it (as [`find_profile`] decides),
+/// and returns when it last changed.
+#[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
+pub(super) async fn lock(
+    tx: &mut TenantTx,
+    id: CustomerId,
+    seen_by: Option<AgentId>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let row: Option<(chrono::DateTime<chrono::Utc>,)> = sqlx::query_as(
+        "SELECT c.updated_at FROM customers c \
+         WHERE c.tenant_id = $1 AND c.id = $2 AND ($3::uuid IS NULL OR EXISTS ( \
+             SELECT 1 FROM conversations v \
+             WHERE v.tenant_id = c.tenant_id AND v.customer_id = c.id \
+               AND (v.assigned_agent_id = $3 OR (v.assigned_agent_id IS NULL AND v.state = 'waiting')))) \
+         FOR UPDATE OF c",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(id.0)
+    .bind(seen_by.map(|a| a.0))
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row.map(|(at,)| at))
+}
+
+/// The tenant's region for phone numbers typed without a country code.
+pub(super) async fn phone_region(tx: &mut TenantTx) -> Result<Option<String>> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT phone_region FROM tenants WHERE id = $1")
+            .bind(tx.tenant_id().0)
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(row.and_then(|(region,)| region))
+}
+
+/// Whether another customer of the tenant has this phone number.
+pub(super) async fn phone_taken(tx: &mut TenantTx, id: CustomerId, phone: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM customers WHERE tenant_id = $1 AND phone_e164 = $2 AND id <> $3)",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(phone)
+    .bind(id.0)
+    .fetch_one(tx.conn())
+    .await?)
+}
+
+/// An edit; `None` leaves a field as it is, `email: Some(None)` clears it.
+#[derive(Debug, Default)]
+pub(super) struct Edit<'a> {
+    pub display_name: Option<&'a str>,
+    pub email: Option<Option<&'a str>>,
+    pub phone: Option<&'a str>,
+    pub attributes: Option<&'a serde_json::Value>,
+}
+
+/// Writes the edit; returns which of the shown fields (name, phone) changed, or `None` when
+/// nothing changed at all (the row is left untouched, `updated_at` included).
+#[tracing::instrument(skip(tx, edit), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
+pub(super) async fn update(
+    tx: &mut TenantTx,
+    id: CustomerId,
+    edit: &Edit<'_>,
+) -> Result<Option<bool>> {
+    // `clock_timestamp()`, not `now()`: `updated_at` is the ETag, and must move on every change.
+    let row: Option<(bool,)> = sqlx::query_as(
+        "WITH before AS ( \
+             SELECT display_name, phone_e164 FROM customers WHERE tenant_id = $1 AND id = $2 \
+         ) \
+         UPDATE customers c SET \
+             display_name = coalesce($3, c.display_name), \
+             email = CASE WHEN $4 THEN $5 ELSE c.email END, \
+             phone_e164 = coalesce($6, c.phone_e164), \
+             attributes = coalesce($7, c.attributes), \
+             updated_at = clock_timestamp() \
+         FROM before \
+         WHERE c.tenant_id = $1 AND c.id = $2 \
+           AND (c.display_name, c.email, c.phone_e164, c.attributes) IS DISTINCT FROM \
+               (coalesce($3, c.display_name), CASE WHEN $4 THEN $5 ELSE c.email END, \
+                coalesce($6, c.phone_e164), coalesce($7, c.attributes)) \
+         RETURNING (before.display_name, before.phone_e164) IS DISTINCT FROM (c.display_name, c.phone_e164)",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(id.0)
+    .bind(edit.display_name)
+    .bind(edit.email.is_some())
+    .bind(edit.email.flatten())
+    .bind(edit.phone)
+    .bind(edit.attributes)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row.map(|(shown,)| shown))
+}

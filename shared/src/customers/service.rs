@@ -1,11 +1,39 @@
 //! The rules for customers: who sees which, under the conversation rules.
 
-use super::repo;
-use super::{ConversationCounts, CustomerProfile, Enrichment, OpenConversation};
+use std::collections::BTreeMap;
+
+use super::repo::{self, Edit};
+use super::{ConversationCounts, CustomerProfile, Enrichment, OpenConversation, etag, phone};
+use crate::conversations::ConversationService;
 use crate::conversations::service::may_see_parts;
 use crate::ids::{AgentId, ConversationId, CustomerId};
 use crate::tenancy::{Db, TenantCtx};
 use crate::{Error, Result};
+
+/// At most this large as JSON, and this deeply nested: attributes are shown with the profile.
+pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+pub const MAX_ATTRIBUTES_DEPTH: usize = 5;
+
+/// A change asked for by `PATCH /customers/{id}`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerEdit {
+    pub display_name: Option<String>,
+    /// `Some(None)` removes it.
+    pub email: Option<Option<String>>,
+    /// As typed: normalised to E.164 here.
+    pub phone: Option<String>,
+    /// Replaces the attributes.
+    pub attributes: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// What an edit did.
+#[derive(Debug)]
+pub enum Edited {
+    /// Made (or nothing was to change): the customer as it is now.
+    Done(Box<CustomerProfile>),
+    /// The caller's copy is stale: the customer changed since (its entity tag is another).
+    Stale,
+}
 
 #[derive(Debug, Clone)]
 pub struct CustomerService {
@@ -15,6 +43,65 @@ pub struct CustomerService {
 impl CustomerService {
     pub fn new(db: Db) -> Self {
         Self { db }
+    }
+
+    /// Applies an edit if the customer is still as the caller saw it (`if_match`: the
+    /// `If-Match` header, one or more entity tags or `*`). A changed name or phone is shown
+    /// in the list: the customer's open conversations are sent again (`conversation:updated`),
+    /// in the same transaction.
+    #[tracing::instrument(skip(self, ctx, if_match, edit), fields(tenant_id = %ctx.tenant_id()))]
+    pub async fn update(
+        &self,
+        ctx: &TenantCtx,
+        id: CustomerId,
+        if_match: &str,
+        edit: CustomerEdit,
+    ) -> Result<Edited> {
+        let attributes = edit
+            .attributes
+            .map(|a| checked_attributes(serde_json::Value::Object(a.into_iter().collect())))
+            .transpose()?;
+        let seen_by = (!ctx.sees_whole_tenant()).then(|| ctx.agent_id());
+        let mut tx = self.db.begin(ctx).await?;
+        let updated_at = repo::lock(&mut tx, id, seen_by)
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "customer",
+            })?;
+        if !matches_any(if_match, &etag(updated_at)) {
+            tx.commit().await?;
+            return Ok(Edited::Stale);
+        }
+        let phone = match &edit.phone {
+            Some(typed) => {
+                let region = repo::phone_region(&mut tx).await?;
+                let e164 = phone::normalize(typed, region.as_deref())
+                    .map_err(|e| Error::invalid("phone", e.to_string()))?;
+                if repo::phone_taken(&mut tx, id, &e164).await? {
+                    return Err(Error::Conflict(format!(
+                        "another customer of the tenant has the phone number {e164}"
+                    )));
+                }
+                Some(e164)
+            }
+            None => None,
+        };
+        let changed = repo::update(
+            &mut tx,
+            id,
+            &Edit {
+                display_name: edit.display_name.as_deref(),
+                email: edit.email.as_ref().map(Option::as_deref),
+                phone: phone.as_deref(),
+                attributes: attributes.as_ref(),
+            },
+        )
+        .await?;
+        if changed == Some(true) {
+            ConversationService::customer_renamed(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(Edited::Done(Box::new(self.get(ctx, id).await?)))
     }
 
     /// The profile, from local data. An agent sees a customer only through a conversation it
@@ -57,5 +144,81 @@ impl CustomerService {
             },
             enrichment: Enrichment::NotConfigured,
         })
+    }
+}
+
+/// Whether an `If-Match` value names `current` (strong comparison, RFC 9110 §13.1.1).
+fn matches_any(if_match: &str, current: &str) -> bool {
+    if_match.trim() == "*" || if_match.split(',').any(|tag| tag.trim() == current)
+}
+
+fn checked_attributes(attributes: serde_json::Value) -> Result<serde_json::Value> {
+    let bytes = serde_json::to_vec(&attributes)
+        .map_err(Error::internal)?
+        .len();
+    if bytes > MAX_ATTRIBUTES_BYTES {
+        return Err(Error::invalid(
+            "attributes",
+            format!("is {bytes} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES}"),
+        ));
+    }
+    if depth(&attributes) > MAX_ATTRIBUTES_DEPTH {
+        return Err(Error::invalid(
+            "attributes",
+            format!("nests deeper than {MAX_ATTRIBUTES_DEPTH} levels"),
+        ));
+    }
+    if contains_nul(&attributes) {
+        return Err(Error::invalid("attributes", "contains a NUL character"));
+    }
+    Ok(attributes)
+}
+
+/// Levels of objects and arrays: `{}` is 1, `{"a": {}}` is 2.
+fn depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Postgres refuses `\u0000` in `jsonb`.
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v))
+        }
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_compares_strongly_and_accepts_a_list_or_a_star() {
+        assert!(matches_any("\"17\"", "\"17\""));
+        assert!(matches_any("\"1\", \"17\"", "\"17\""));
+        assert!(matches_any("*", "\"17\""));
+        assert!(!matches_any("W/\"17\"", "\"17\""));
+        assert!(!matches_any("\"16\"", "\"17\""));
+        assert!(!matches_any("17", "\"17\""));
+    }
+
+    #[test]
+    fn attributes_have_a_size_and_a_depth_limit() {
+        assert!(checked_attributes(serde_json::json!({"a": {"b": {"c": {"d": {}}}}})).is_ok());
+        assert!(
+            checked_attributes(serde_json::json!({"a": {"b": {"c": {"d": {"e": {}}}}}})).is_err()
+        );
+        assert!(
+            checked_attributes(serde_json::json!({"big": "x".repeat(MAX_ATTRIBUTES_BYTES)}))
+                .is_err()
+        );
+        assert!(checked_attributes(serde_json::json!({"nul": "a\u{0}b"})).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! poem-openapi reads `false` or `7` into a `String` (as `"false"`, `"7"`), and `null` into any
 //! `Option` even where the document does not declare it nullable.
 
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult};
+use poem_openapi::types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult};
 use serde_json::Value;
 
 /// A string, and nothing else.
@@ -22,6 +22,31 @@ pub fn optional_text(value: Option<Value>) -> ParseResult<Option<String>> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(ParseError::custom(format!(
+            "expects a string or null, not {}",
+            kind(Some(&other))
+        ))),
+    }
+}
+
+/// A string, or absent; `null` is refused (the field is not nullable).
+pub fn present_text(value: Option<Value>) -> ParseResult<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(ParseError::custom(format!(
+            "expects a string, not {}",
+            kind(Some(&other))
+        ))),
+    }
+}
+
+/// A string, `null` (the field is cleared) or absent (it is left as it is).
+pub fn clearable_text(value: Option<Value>) -> ParseResult<MaybeUndefined<String>> {
+    match value {
+        None => Ok(MaybeUndefined::Undefined),
+        Some(Value::Null) => Ok(MaybeUndefined::Null),
+        Some(Value::String(text)) => Ok(MaybeUndefined::Value(text)),
         Some(other) => Err(ParseError::custom(format!(
             "expects a string or null, not {}",
             kind(Some(&other))

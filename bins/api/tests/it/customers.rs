@@ -143,3 +143,322 @@ async fn an_agent_sees_a_customer_only_through_a_conversation_it_may_see() {
     assert!(body.get("open_conversation").is_none(), "{body}");
     assert_eq!(body["conversations"]["active"], 1);
 }
+
+/// GET's ETag, then a PATCH with it as `If-Match`: (status, body, the new ETag).
+async fn read_etag(app: &TestApp, customer: Uuid, token: &str) -> String {
+    let resp = app
+        .client
+        .get(format!("{}/api/customers/{customer}", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.headers()["etag"].to_str().unwrap().to_string()
+}
+
+async fn patch(
+    app: &TestApp,
+    customer: Uuid,
+    token: &str,
+    if_match: Option<&str>,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value, Option<String>) {
+    let mut req = app
+        .client
+        .patch(format!("{}/api/customers/{customer}", app.base))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(tag) = if_match {
+        req = req.header("If-Match", tag);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_string());
+    if !status.is_success() {
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/problem+json",
+            "{status}"
+        );
+    }
+    (status, resp.json().await.unwrap(), etag)
+}
+
+#[tokio::test]
+async fn a_change_needs_the_etag_it_is_based_on_and_lost_updates_are_refused() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app).await;
+    let customer = app.customer(w.a, "Paula", "+34600000001").await;
+    let first = read_etag(&app, customer, &w.supervisor_token).await;
+
+    let (status, body, _) = patch(
+        &app,
+        customer,
+        &w.supervisor_token,
+        None,
+        json!({"display_name": "Paula P."}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PRECONDITION_REQUIRED, "{body}");
+
+    let (status, body, second) = patch(
+        &app,
+        customer,
+        &w.supervisor_token,
+        Some(&first),
+        json!({"display_name": "Paula Pérez", "email": "paula@example.com", "attributes": {"tier": "gold"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["display_name"], "Paula Pérez");
+    assert_eq!(body["email"], "paula@example.com");
+    assert_eq!(body["attributes"], json!({"tier": "gold"}));
+    let second = second.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(read_etag(&app, customer, &w.supervisor_token).await, second);
+
+    // Someone else's change came first: the first ETag is stale, and nothing is written.
+    let (status, body, _) = patch(
+        &app,
+        customer,
+        &w.supervisor_token,
+        Some(&first),
+        json!({"display_name": "Lost"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    let (_, profile) = app
+        .get(&format!("/api/customers/{customer}"), &w.supervisor_token)
+        .await;
+    assert_eq!(profile["display_name"], "Paula Pérez");
+
+    // `{}` and an unchanged value change nothing, the ETag included; `null` removes the email.
+    let (status, _, tag) = patch(
+        &app,
+        customer,
+        &w.supervisor_token,
+        Some(&second),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, tag.as_deref()),
+        (StatusCode::OK, Some(second.as_str()))
+    );
+    let (_, _, tag) = patch(
+        &app,
+        customer,
+        &w.supervisor_token,
+        Some(&second),
+        json!({"display_name": "Paula Pérez"}),
+    )
+    .await;
+    assert_eq!(tag.as_deref(), Some(second.as_str()));
+    let (status, body, _) = patch(
+        &app,
+        customer,
+        &w.supervisor_token,
+        Some(&format!("\"1\", {second}")),
+        json!({"email": null}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("email").is_none(), "{body}");
+    let (status, _, _) = patch(
+        &app,
+        customer,
+        &w.supervisor_token,
+        Some("*"),
+        json!({"display_name": "Paula"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn phones_are_normalised_in_the_tenants_region_and_bad_input_names_its_field() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app).await;
+    let customer = app.customer(w.a, "Paula", "+34600000001").await;
+    app.customer(w.a, "Someone Else", "+34600000099").await;
+    let edit = |body: serde_json::Value| {
+        let app = &app;
+        let token = w.supervisor_token.clone();
+        async move { patch(app, customer, &token, Some("*"), body).await }
+    };
+
+    // International formats need no region.
+    let (status, body, _) = edit(json!({"phone": "+44 7946 001800"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["phone"], "+447946001800");
+    let (_, body, _) = edit(json!({"phone": "0049 151 12345678"})).await;
+    assert_eq!(body["phone"], "+4915112345678");
+    // A national number needs the tenant's region.
+    let (status, body, _) = edit(json!({"phone": "600 12 34 56"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "phone", "{body}");
+    sqlx::query("UPDATE tenants SET phone_region = 'ES' WHERE id = $1")
+        .bind(w.a)
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    let (status, body, _) = edit(json!({"phone": "600 12 34 56"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["phone"], "+34600123456");
+    // Not a number, not a valid one, or another customer's: refused, and nothing changes.
+    for (phone, want) in [
+        ("call me maybe", StatusCode::UNPROCESSABLE_ENTITY),
+        ("+34 12", StatusCode::UNPROCESSABLE_ENTITY),
+        ("+34 600 000 099", StatusCode::CONFLICT),
+    ] {
+        let (status, body, _) = edit(json!({"phone": phone})).await;
+        assert_eq!(status, want, "{phone}: {body}");
+        if want == StatusCode::UNPROCESSABLE_ENTITY {
+            assert_eq!(body["errors"][0]["field"], "phone", "{body}");
+        }
+    }
+    let (_, profile) = app
+        .get(&format!("/api/customers/{customer}"), &w.supervisor_token)
+        .await;
+    assert_eq!(profile["phone"], "+34600123456");
+
+    // The other fields: declared constraints, strict types, the attributes' limits.
+    for (body, field, want) in [
+        (
+            json!({"display_name": ""}),
+            "display_name",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"display_name": "   "}),
+            "display_name",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"display_name": 7}),
+            "display_name",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"display_name": null}),
+            "display_name",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"email": "not an email"}),
+            "email",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"email": false}), "email", StatusCode::BAD_REQUEST),
+        (
+            json!({"attributes": [1]}),
+            "attributes",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"attributes": {"a": {"b": {"c": {"d": {"e": {}}}}}}}),
+            "attributes",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"attributes": {"big": "x".repeat(17_000)}}),
+            "attributes",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, problem, _) = edit(body.clone()).await;
+        assert_eq!(status, want, "{body}: {problem}");
+        if want == StatusCode::UNPROCESSABLE_ENTITY {
+            assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_name_reaches_the_open_conversations_in_the_same_transaction() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app).await;
+    let customer = app.customer(w.a, "Paula", "+34600000001").await;
+    let open = app
+        .conversation(w.a, customer, "active", Some(w.agent), 5)
+        .await;
+    app.conversation(w.a, customer, "closed", Some(w.agent), 500)
+        .await;
+    let before = app.events(w.a).await.len();
+
+    // The agent working the conversation may correct its customer.
+    let (status, body, _) = patch(
+        &app,
+        customer,
+        &w.agent_token,
+        Some("*"),
+        json!({"display_name": "Paula Pérez"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let events = app.events(w.a).await;
+    let new: Vec<_> = events[before..].iter().collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "one event, for the open conversation only: {new:?}"
+    );
+    assert_eq!(new[0].1, "conversation:updated");
+    assert_eq!(new[0].2["conversation"]["id"], open.to_string());
+    assert_eq!(
+        new[0].2["conversation"]["customer"]["display_name"],
+        "Paula Pérez"
+    );
+    let (_, list) = app
+        .get("/api/conversations?q=P%C3%A9rez", &w.supervisor_token)
+        .await;
+    assert_eq!(list["items"][0]["id"], open.to_string(), "{list}");
+
+    // Attributes are not in the list: no event for them.
+    patch(
+        &app,
+        customer,
+        &w.agent_token,
+        Some("*"),
+        json!({"attributes": {"vip": true}}),
+    )
+    .await;
+    assert_eq!(app.events(w.a).await.len(), events.len());
+}
+
+#[tokio::test]
+async fn a_customer_the_caller_may_not_see_cannot_be_changed_and_answers_as_a_missing_one() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app).await;
+    let others = app.customer(w.a, "Otto Other", "+49150000001").await;
+    app.conversation(w.a, others, "active", Some(w.other_agent), 5)
+        .await;
+    let b_customer = app.customer(w.b, "Bea Beta", "+34600000002").await;
+    let body = json!({"display_name": "Changed"});
+    let (status, missing, _) = patch(
+        &app,
+        Uuid::new_v4(),
+        &w.agent_token,
+        Some("*"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for (customer, token) in [
+        (others, &w.agent_token),
+        (b_customer, &w.supervisor_token),
+        (others, &w.b_token),
+    ] {
+        let (status, problem, _) = patch(&app, customer, token, Some("*"), body.clone()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+        assert_eq!(problem, missing);
+    }
+    let (_, profile) = app
+        .get(&format!("/api/customers/{others}"), &w.supervisor_token)
+        .await;
+    assert_eq!(profile["display_name"], "Otto Other");
+}
