@@ -24,7 +24,7 @@ const CONVERSATION_OPERATIONS: [&str; 6] = [
 ];
 
 /// Operations that take a customer `id` in the path.
-const CUSTOMER_OPERATIONS: [&str; 2] = ["getCustomer", "updateCustomer"];
+const CUSTOMER_OPERATIONS: [&str; 3] = ["getCustomer", "updateCustomer", "getCustomerHistory"];
 
 /// Operations that take a message `id` in the path.
 const MESSAGE_OPERATIONS: [&str; 2] = ["getMessage", "updateMessageStatus"];
@@ -76,6 +76,12 @@ const LINKS: &[(&str, &str, &str, &[&str])] = &[
         &CONVERSATION_OPERATIONS,
     ),
     ("listTemplates", "200", "/items/0/id", &["getTemplate"]),
+    (
+        "getCustomerHistory",
+        "200",
+        "/items/0/conversation/id",
+        &CONVERSATION_OPERATIONS,
+    ),
 ];
 
 /// The objects declared `#[oai(deny_unknown_fields)]`: a message status update says only its

@@ -15,6 +15,7 @@ use crate::cursor_part;
 use crate::ids::{AgentId, ConversationId, CustomerId};
 use crate::pagination::{Cursor, PageRequest, part};
 
+pub use repo::CUSTOMER_HISTORY_SQL;
 pub(crate) use repo::Visibility;
 pub use service::{ConversationPatch, ConversationService, PlatformChange, PlatformConversation};
 
@@ -175,4 +176,58 @@ pub struct StateCounts {
     pub active: i64,
     pub waiting: i64,
     pub closed: i64,
+}
+
+/// A position in a customer's history: the conversation's creation time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomerHistoryCursor {
+    pub at: DateTime<Utc>,
+    pub id: ConversationId,
+}
+
+impl Cursor for CustomerHistoryCursor {
+    const PATTERN: &'static str = concat!("^", cursor_part!(micros), "\\.", cursor_part!(id), "$");
+    const DESCRIPTION: &'static str = "a `next_cursor` of this history";
+
+    fn encode(&self) -> String {
+        format!("{}.{}", part::micros(self.at), part::id(self.id.0))
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let [at, id] = part::split(text)?;
+        Some(Self {
+            at: part::parse_micros(at)?,
+            id: ConversationId(part::parse_id(id)?),
+        })
+    }
+}
+
+/// What happened to a conversation, in a customer's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Enum)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum TimelineKind {
+    Assigned,
+    Unassigned,
+    Transferred,
+    Closed,
+}
+
+/// One step of a conversation's timeline.
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, Serialize, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct TimelineEntry {
+    pub kind: TimelineKind,
+    pub at: DateTime<Utc>,
+    /// The agent it was taken from (unassigned, transferred, reassigned).
+    pub from_agent_id: Option<AgentId>,
+    /// The agent it went to (assigned, transferred).
+    pub to_agent_id: Option<AgentId>,
+    /// Who did it; absent when the platform did.
+    pub by_agent_id: Option<AgentId>,
+    /// A transfer's note.
+    pub note: Option<String>,
+    /// A close's reason.
+    pub reason: Option<String>,
 }

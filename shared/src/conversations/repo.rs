@@ -8,12 +8,13 @@ use uuid::Uuid;
 
 use super::search::{SearchKind, SearchTerm};
 use super::{
-    AgentSummary, Conversation, ConversationFilter, ConversationState, CustomerSummary, ListCursor,
-    ListRequest, SortDirection, SortKey, StateCounts,
+    AgentSummary, Conversation, ConversationFilter, ConversationState, CustomerHistoryCursor,
+    CustomerSummary, ListCursor, ListRequest, SortDirection, SortKey, StateCounts, TimelineEntry,
+    TimelineKind,
 };
 use crate::Result;
 use crate::ids::{AgentId, ConversationId, CustomerId};
-use crate::pagination::Page;
+use crate::pagination::{Page, PageRequest};
 use crate::tenancy::TenantTx;
 
 /// Whose conversations a query may return.
@@ -75,13 +76,23 @@ impl From<ConversationRow> for Conversation {
 /// A conversation with its customer and assignee, as [`ConversationRow`] reads it: the
 /// columns of any `c` shaped like the table (the table itself, a subquery, the rows an UPDATE
 /// returned), with [`JOINS`].
-const COLUMNS: &str = "c.id, c.state, c.channel, \
+macro_rules! columns {
+    () => {
+        "c.id, c.state, c.channel, \
         c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone, \
         c.assigned_agent_id, a.display_name AS assignee_name, \
         c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview, \
-        c.created_at, c.updated_at, c.last_activity_at, c.closed_at";
-const JOINS: &str = "JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id \
-    LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id";
+        c.created_at, c.updated_at, c.last_activity_at, c.closed_at"
+    };
+}
+macro_rules! joins {
+    () => {
+        "JOIN customers cu ON cu.tenant_id = c.tenant_id AND cu.id = c.customer_id \
+        LEFT JOIN agents a ON a.tenant_id = c.tenant_id AND a.id = c.assigned_agent_id"
+    };
+}
+const COLUMNS: &str = columns!();
+const JOINS: &str = joins!();
 
 /// One conversation with its customer and assignee; `lock` holds it until the transaction ends.
 #[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
@@ -497,4 +508,109 @@ pub(super) async fn count_by_state(
         }
     }
     Ok(counts)
+}
+
+/// A customer's conversations, newest first, after a cursor (`$4`, `$5`), that an agent (`$3`;
+/// NULL: the whole tenant) may see. Public so that the plan test runs this very statement:
+/// a backward scan of `conversations_by_customer_created` reading about `limit` (`$6`) rows.
+pub const CUSTOMER_HISTORY_SQL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM conversations c ",
+    joins!(),
+    " WHERE c.tenant_id = $1 AND c.customer_id = $2 \
+      AND ($3::uuid IS NULL OR c.assigned_agent_id = $3 \
+           OR (c.assigned_agent_id IS NULL AND c.state = 'waiting')) \
+      AND ($4::timestamptz IS NULL OR (c.created_at, c.id) < ($4, $5::uuid)) \
+    ORDER BY c.created_at DESC, c.id DESC \
+    LIMIT $6"
+);
+
+#[tracing::instrument(skip(tx, page), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
+pub(crate) async fn of_customer(
+    tx: &mut TenantTx,
+    customer: CustomerId,
+    visibility: Visibility,
+    page: &PageRequest<CustomerHistoryCursor>,
+) -> Result<Page<Conversation, CustomerHistoryCursor>> {
+    let agent = match visibility {
+        Visibility::Tenant => None,
+        Visibility::Agent(agent) => Some(agent.0),
+    };
+    let rows: Vec<ConversationRow> = sqlx::query_as(CUSTOMER_HISTORY_SQL)
+        .bind(tx.tenant_id().0)
+        .bind(customer.0)
+        .bind(agent)
+        .bind(page.after.map(|c| c.at))
+        .bind(page.after.map(|c| c.id.0))
+        .bind(page.fetch_limit())
+        .fetch_all(tx.conn())
+        .await?;
+    let conversations = rows.into_iter().map(Conversation::from).collect();
+    Ok(
+        page.finish(conversations, |c: &Conversation| CustomerHistoryCursor {
+            at: c.created_at,
+            id: c.id,
+        }),
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct TimelineRow {
+    conversation_id: Uuid,
+    kind: AssignmentKind,
+    from_agent_id: Option<Uuid>,
+    to_agent_id: Option<Uuid>,
+    actor_agent_id: Option<Uuid>,
+    note: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// At most this many assignment steps per conversation in a history page.
+pub(crate) const MAX_TIMELINE_STEPS: i64 = 100;
+
+/// The assignments and transfers of these conversations, oldest first within each: the
+/// first [`MAX_TIMELINE_STEPS`] of each, through `conversation_assignments_by_conversation`.
+#[tracing::instrument(skip(tx, ids), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
+pub(crate) async fn timelines(
+    tx: &mut TenantTx,
+    ids: &[ConversationId],
+) -> Result<Vec<(ConversationId, TimelineEntry)>> {
+    let ids: Vec<Uuid> = ids.iter().map(|c| c.0).collect();
+    let rows: Vec<TimelineRow> = sqlx::query_as(
+        "SELECT t.conversation_id, t.kind, t.from_agent_id, t.to_agent_id, t.actor_agent_id, \
+                t.note, t.created_at \
+         FROM unnest($2::uuid[]) AS wanted (id) \
+         CROSS JOIN LATERAL ( \
+             SELECT * FROM conversation_assignments ca \
+             WHERE ca.tenant_id = $1 AND ca.conversation_id = wanted.id \
+             ORDER BY ca.created_at, ca.id LIMIT $3 \
+         ) t",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(&ids)
+    .bind(MAX_TIMELINE_STEPS)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                ConversationId(r.conversation_id),
+                TimelineEntry {
+                    kind: match r.kind {
+                        AssignmentKind::Assigned => TimelineKind::Assigned,
+                        AssignmentKind::Unassigned => TimelineKind::Unassigned,
+                        AssignmentKind::Transferred => TimelineKind::Transferred,
+                    },
+                    at: r.created_at,
+                    from_agent_id: r.from_agent_id.map(AgentId),
+                    to_agent_id: r.to_agent_id.map(AgentId),
+                    by_agent_id: r.actor_agent_id.map(AgentId),
+                    note: r.note,
+                    reason: None,
+                },
+            )
+        })
+        .collect())
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use serde::Serialize;
 
-use crate::conversations::ConversationState;
+use crate::conversations::{Conversation, ConversationState, TimelineEntry};
 use crate::ids::{ConversationId, CustomerId};
 
 pub use repo::{CustomerChange, open_conversations, upsert_by_phone};
@@ -58,6 +58,13 @@ pub struct CustomerProfile {
     /// Manager is configured; `unavailable` when it did not answer in time (the local data
     /// is answered without it); `enriched` otherwise.
     pub enrichment: Enrichment,
+}
+
+/// One conversation of a customer's history, with what happened to it, oldest step first.
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct HistoryEntry {
+    pub conversation: Conversation,
+    pub timeline: Vec<TimelineEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Object)]

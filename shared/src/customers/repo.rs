@@ -125,22 +125,23 @@ pub(super) async fn find_profile(
     .await?)
 }
 
-/// Locks the customer for an edit, when the caller may see it (as [`find_profile`] decides),
-/// and returns when it last changed.
+/// When the customer last changed, if the caller may see it (as [`find_profile`] decides);
+/// `lock` holds the row for an edit until the transaction ends.
 #[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
-pub(super) async fn lock(
+pub(super) async fn changed_at(
     tx: &mut TenantTx,
     id: CustomerId,
     seen_by: Option<AgentId>,
+    lock: bool,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-    let row: Option<(chrono::DateTime<chrono::Utc>,)> = sqlx::query_as(
+    let lock = if lock { " FOR UPDATE OF c" } else { "" };
+    let row: Option<(chrono::DateTime<chrono::Utc>,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT c.updated_at FROM customers c \
          WHERE c.tenant_id = $1 AND c.id = $2 AND ($3::uuid IS NULL OR EXISTS ( \
              SELECT 1 FROM conversations v \
              WHERE v.tenant_id = c.tenant_id AND v.customer_id = c.id \
-               AND (v.assigned_agent_id = $3 OR (v.assigned_agent_id IS NULL AND v.state = 'waiting')))) \
-         FOR UPDATE OF c",
-    )
+               AND (v.assigned_agent_id = $3 OR (v.assigned_agent_id IS NULL AND v.state = 'waiting')))){lock}"
+    )))
     .bind(tx.tenant_id().0)
     .bind(id.0)
     .bind(seen_by.map(|a| a.0))

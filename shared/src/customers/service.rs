@@ -1,12 +1,17 @@
 //! The rules for customers: who sees which, under the conversation rules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::repo::{self, Edit};
-use super::{ConversationCounts, CustomerProfile, Enrichment, OpenConversation, etag, phone};
-use crate::conversations::ConversationService;
-use crate::conversations::service::may_see_parts;
+use super::{
+    ConversationCounts, CustomerProfile, Enrichment, HistoryEntry, OpenConversation, etag, phone,
+};
+use crate::conversations::service::{may_see_parts, visibility};
+use crate::conversations::{
+    self, ConversationService, CustomerHistoryCursor, TimelineEntry, TimelineKind,
+};
 use crate::ids::{AgentId, ConversationId, CustomerId};
+use crate::pagination::{Page, PageRequest};
 use crate::tenancy::{Db, TenantCtx};
 use crate::{Error, Result};
 
@@ -63,11 +68,12 @@ impl CustomerService {
             .transpose()?;
         let seen_by = (!ctx.sees_whole_tenant()).then(|| ctx.agent_id());
         let mut tx = self.db.begin(ctx).await?;
-        let updated_at = repo::lock(&mut tx, id, seen_by)
-            .await?
-            .ok_or(Error::NotFound {
-                resource: "customer",
-            })?;
+        let updated_at =
+            repo::changed_at(&mut tx, id, seen_by, true)
+                .await?
+                .ok_or(Error::NotFound {
+                    resource: "customer",
+                })?;
         if !matches_any(if_match, &etag(updated_at)) {
             tx.commit().await?;
             return Ok(Edited::Stale);
@@ -102,6 +108,60 @@ impl CustomerService {
         }
         tx.commit().await?;
         Ok(Edited::Done(Box::new(self.get(ctx, id).await?)))
+    }
+
+    /// The customer's conversations, newest first, each with its timeline: assignments,
+    /// transfers (with their notes) and the close (with its reason). An agent gets the ones it
+    /// may see, of a customer it may see.
+    #[tracing::instrument(skip(self, ctx, page), fields(tenant_id = %ctx.tenant_id()))]
+    pub async fn history(
+        &self,
+        ctx: &TenantCtx,
+        id: CustomerId,
+        page: PageRequest<CustomerHistoryCursor>,
+    ) -> Result<Page<HistoryEntry, CustomerHistoryCursor>> {
+        let seen_by = (!ctx.sees_whole_tenant()).then(|| ctx.agent_id());
+        let mut tx = self.db.begin(ctx).await?;
+        if repo::changed_at(&mut tx, id, seen_by, false)
+            .await?
+            .is_none()
+        {
+            return Err(Error::NotFound {
+                resource: "customer",
+            });
+        }
+        let found = conversations::repo::of_customer(&mut tx, id, visibility(ctx), &page).await?;
+        let ids: Vec<ConversationId> = found.items.iter().map(|c| c.id).collect();
+        let mut steps: HashMap<ConversationId, Vec<TimelineEntry>> = HashMap::new();
+        for (of, step) in conversations::repo::timelines(&mut tx, &ids).await? {
+            steps.entry(of).or_default().push(step);
+        }
+        tx.commit().await?;
+        Ok(Page {
+            items: found
+                .items
+                .into_iter()
+                .map(|conversation| {
+                    let mut timeline = steps.remove(&conversation.id).unwrap_or_default();
+                    if let Some(at) = conversation.closed_at {
+                        timeline.push(TimelineEntry {
+                            kind: TimelineKind::Closed,
+                            at,
+                            from_agent_id: None,
+                            to_agent_id: None,
+                            by_agent_id: None,
+                            note: None,
+                            reason: conversation.close_reason.clone(),
+                        });
+                    }
+                    HistoryEntry {
+                        conversation,
+                        timeline,
+                    }
+                })
+                .collect(),
+            next: found.next,
+        })
     }
 
     /// The profile, from local data. An agent sees a customer only through a conversation it

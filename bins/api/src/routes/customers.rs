@@ -1,24 +1,38 @@
-//! `/api/customers`: a customer's profile, and corrections to it.
+//! `/api/customers`: a customer's profile, corrections to it, and their interaction history.
 
 use std::collections::BTreeMap;
 
 use poem::http::StatusCode;
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use portal_shared::customers::{CustomerEdit, CustomerProfile, CustomerService, Edited};
+use portal_shared::conversations::CustomerHistoryCursor;
+use portal_shared::customers::{
+    CustomerEdit, CustomerProfile, CustomerService, Edited, HistoryEntry,
+};
 use portal_shared::ids::CustomerId;
+use portal_shared::pagination::PageRequest;
 use uuid::Uuid;
 
 use super::ApiTags;
 use crate::http::auth::Caller;
+use crate::http::cursor::Paging;
 use crate::http::json;
 use crate::http::problem::{ApiResult, Problem};
 
 #[derive(Debug, Clone)]
 pub struct CustomersApi {
     pub service: CustomerService,
+}
+
+/// A page of a customer's history, newest conversation first.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct CustomerHistoryPage {
+    pub items: Vec<HistoryEntry>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<Paging<CustomerHistoryCursor>>,
 }
 
 /// The profile, with its entity tag for a later `If-Match`.
@@ -90,6 +104,35 @@ impl CustomersApi {
         let profile = self.service.get(&ctx, CustomerId(id.0)).await?;
         let etag = profile.etag();
         Ok(ProfileResponse::Ok(Json(profile), etag))
+    }
+
+    /// A customer's interaction history
+    ///
+    /// The customer's conversations, newest first, each as the conversation list shows it
+    /// (state, assignee, created and closed times, last message preview) with its timeline:
+    /// assignments, transfers with their notes, and the close with its reason, oldest first
+    /// (at most 100 assignment steps per conversation). An agent gets the conversations it may
+    /// see, of a customer it may see (404 otherwise, as for a missing one).
+    #[oai(
+        path = "/:id/history",
+        method = "get",
+        operation_id = "getCustomerHistory"
+    )]
+    async fn history(
+        &self,
+        Caller(ctx): Caller,
+        id: Path<Uuid>,
+        /// 1–100, default 25.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<Paging<CustomerHistoryCursor>>>,
+    ) -> ApiResult<Json<CustomerHistoryPage>> {
+        let page = PageRequest::new(cursor.0.map(|c| c.0), limit.0)?;
+        let found = self.service.history(&ctx, CustomerId(id.0), page).await?;
+        Ok(Json(CustomerHistoryPage {
+            items: found.items,
+            next_cursor: found.next.map(Paging),
+        }))
     }
 
     /// Correct a customer

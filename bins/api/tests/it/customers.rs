@@ -462,3 +462,195 @@ async fn a_customer_the_caller_may_not_see_cannot_be_changed_and_answers_as_a_mi
         .await;
     assert_eq!(profile["display_name"], "Otto Other");
 }
+
+#[tokio::test]
+async fn the_history_pages_through_conversations_newest_first_with_their_timelines() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app).await;
+    let customer = app.customer(w.a, "Paula", "+34600000001").await;
+    let oldest = app.conversation(w.a, customer, "waiting", None, 300).await;
+    let middle = app.conversation(w.a, customer, "waiting", None, 200).await;
+    let newest = app.conversation(w.a, customer, "waiting", None, 100).await;
+    let elsewhere = app.customer(w.a, "Someone Else", "+34600000002").await;
+    app.conversation(w.a, elsewhere, "waiting", None, 50).await;
+    // The oldest: taken by the agent, transferred with a note, closed with a reason.
+    let path = format!("/api/conversations/{oldest}");
+    let (status, body) = app
+        .patch(
+            &path,
+            &w.supervisor_token,
+            json!({"assigned_agent_id": w.agent}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post(
+            &format!("{path}/transfer"),
+            &w.agent_token,
+            json!({"to_agent_id": w.other_agent, "note": "billing question"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post(
+            &format!("{path}/close"),
+            &w.supervisor_token,
+            json!({"reason": "resolved"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let url = format!("/api/customers/{customer}/history?limit=2");
+    let (status, first) = app.get(&url, &w.supervisor_token).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["conversation"]["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&first), [newest.to_string(), middle.to_string()]);
+    assert_eq!(first["items"][0]["timeline"], json!([]));
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, second) = app
+        .get(&format!("{url}&cursor={cursor}"), &w.supervisor_token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(ids(&second), [oldest.to_string()]);
+    assert!(second.get("next_cursor").is_none(), "{second}");
+    let entry = &second["items"][0];
+    assert_eq!(entry["conversation"]["state"], "closed");
+    let steps: Vec<&str> = entry["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["assigned", "transferred", "closed"], "{entry}");
+    let transfer = &entry["timeline"][1];
+    assert_eq!(transfer["from_agent_id"], w.agent.to_string());
+    assert_eq!(transfer["to_agent_id"], w.other_agent.to_string());
+    assert_eq!(transfer["by_agent_id"], w.agent.to_string());
+    assert_eq!(transfer["note"], "billing question");
+    assert_eq!(entry["timeline"][2]["reason"], "resolved");
+
+    // An agent gets the conversations it may see: the two waiting ones, not the one closed
+    // by another agent; another tenant, and a customer it may not see, get a 404.
+    let (status, page) = app
+        .get(
+            &format!("/api/customers/{customer}/history"),
+            &w.agent_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(ids(&page), [newest.to_string(), middle.to_string()]);
+    let (_, missing) = app
+        .get(
+            &format!("/api/customers/{}/history", Uuid::new_v4()),
+            &w.supervisor_token,
+        )
+        .await;
+    let (status, body) = app
+        .get(&format!("/api/customers/{customer}/history"), &w.b_token)
+        .await;
+    assert_eq!((status, &body), (StatusCode::NOT_FOUND, &missing));
+    let lonely = app.customer(w.a, "Lena Lonely", "+39300000001").await;
+    let (status, body) = app
+        .get(&format!("/api/customers/{lonely}/history"), &w.agent_token)
+        .await;
+    assert_eq!((status, &body), (StatusCode::NOT_FOUND, &missing));
+    // A malformed cursor is a 422 naming it.
+    let (status, body) = app
+        .get(
+            &format!("/api/customers/{customer}/history?cursor=nope"),
+            &w.supervisor_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "cursor", "{body}");
+}
+
+/// The page query, run as the app role under row-level security, reads a page of
+/// `conversations_by_customer_created`, whatever the customer's history and the tenant's size.
+#[tokio::test]
+async fn a_history_page_reads_about_limit_rows_of_an_index_under_rls() {
+    let app = TestApp::spawn().await;
+    let w = World::new(&app).await;
+    let customer = app.customer(w.a, "Paula", "+34600000001").await;
+    let other = app.customer(w.a, "Other", "+34600000002").await;
+    sqlx::query(
+        "INSERT INTO conversations (tenant_id, id, customer_id, state, created_at, last_activity_at, closed_at) \
+         SELECT $1, gen_random_uuid(), CASE WHEN i % 4 = 0 THEN $2 ELSE $3 END, 'closed', \
+                now() - make_interval(mins => i), now() - make_interval(mins => i), now() \
+         FROM generate_series(1, 8000) AS i",
+    )
+    .bind(w.a)
+    .bind(customer)
+    .bind(other)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE conversations")
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    let (at, id): (chrono::DateTime<chrono::Utc>, Uuid) = sqlx::query_as(
+        "SELECT created_at, id FROM conversations WHERE customer_id = $1 ORDER BY created_at DESC, id DESC OFFSET 500 LIMIT 1",
+    )
+    .bind(customer)
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+
+    let app_role = sqlx::PgPool::connect(&app.app_url).await.unwrap();
+    for (agent, after) in [
+        (None, None),
+        (None, Some((at, id))),
+        (Some(w.agent), Some((at, id))),
+    ] {
+        let mut tx = app_role.begin().await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL app.tenant_id = '{}'",
+            w.a
+        )))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let (plan,): (serde_json::Value,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (ANALYZE, FORMAT JSON) {}",
+            portal_shared::conversations::CUSTOMER_HISTORY_SQL
+        )))
+        .bind(w.a)
+        .bind(customer)
+        .bind(agent)
+        .bind(after.map(|(at, _)| at))
+        .bind(after.map(|(_, id)| id))
+        .bind(26_i64)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        let scan = find_node(&plan[0]["Plan"], "conversations_by_customer_created")
+            .unwrap_or_else(|| panic!("the page is not read from the index: {plan:#}"));
+        // For a supervisor, exactly a page (and one more, to tell whether another follows).
+        // An agent's page skips the conversations it may not see: a customer has few.
+        let read = scan["Actual Rows"].as_f64().unwrap()
+            + scan["Rows Removed by Filter"].as_f64().unwrap_or(0.0);
+        if agent.is_none() {
+            assert!(read <= 26.0, "the scan reads more than a page: {plan:#}");
+        }
+        assert!(!plan.to_string().contains("\"Sort\""), "no sort: {plan:#}");
+    }
+}
+
+fn find_node<'a>(node: &'a serde_json::Value, index: &str) -> Option<&'a serde_json::Value> {
+    if node["Index Name"] == index {
+        return Some(node);
+    }
+    node["Plans"]
+        .as_array()?
+        .iter()
+        .find_map(|child| find_node(child, index))
+}
