@@ -86,6 +86,45 @@ macro_rules! cursor_part {
     };
 }
 
+/// A cursor that is a row's `(timestamp, id)`, encoded `micros.id`: declares the struct
+/// (`at`, `id`) and its [`Cursor`] implementation.
+#[macro_export]
+macro_rules! time_id_cursor {
+    ($(#[$doc:meta])* $name:ident, $id:ident, $description:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name {
+            pub at: chrono::DateTime<chrono::Utc>,
+            pub id: $id,
+        }
+
+        impl $crate::pagination::Cursor for $name {
+            const PATTERN: &'static str = concat!(
+                "^",
+                $crate::cursor_part!(micros),
+                "\\.",
+                $crate::cursor_part!(id),
+                "$"
+            );
+            const DESCRIPTION: &'static str = $description;
+
+            fn encode(&self) -> String {
+                use $crate::pagination::part;
+                format!("{}.{}", part::micros(self.at), part::id(self.id.0))
+            }
+
+            fn decode(text: &str) -> Option<Self> {
+                use $crate::pagination::part;
+                let [at, id] = part::split(text)?;
+                Some(Self {
+                    at: part::parse_micros(at)?,
+                    id: $id(part::parse_id(id)?),
+                })
+            }
+        }
+    };
+}
+
 /// Encoders and decoders of the parts named in [`cursor_part!`], joined by `.`.
 pub mod part {
     use base64::Engine;

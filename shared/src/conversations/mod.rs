@@ -178,29 +178,12 @@ pub struct StateCounts {
     pub closed: i64,
 }
 
-/// A position in a customer's history: the conversation's creation time and id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CustomerHistoryCursor {
-    pub at: DateTime<Utc>,
-    pub id: ConversationId,
-}
-
-impl Cursor for CustomerHistoryCursor {
-    const PATTERN: &'static str = concat!("^", cursor_part!(micros), "\\.", cursor_part!(id), "$");
-    const DESCRIPTION: &'static str = "a `next_cursor` of this history";
-
-    fn encode(&self) -> String {
-        format!("{}.{}", part::micros(self.at), part::id(self.id.0))
-    }
-
-    fn decode(text: &str) -> Option<Self> {
-        let [at, id] = part::split(text)?;
-        Some(Self {
-            at: part::parse_micros(at)?,
-            id: ConversationId(part::parse_id(id)?),
-        })
-    }
-}
+crate::time_id_cursor!(
+    /// A position in a customer's history: the conversation's creation time and id.
+    CustomerHistoryCursor,
+    ConversationId,
+    "a `next_cursor` of this history"
+);
 
 /// What happened to a conversation, in a customer's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Enum)]

@@ -158,29 +158,12 @@ pub enum OutgoingContent {
     Template(TemplateContent),
 }
 
-/// Where a history page starts: the `(created_at, id)` of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryCursor {
-    pub at: DateTime<Utc>,
-    pub id: MessageId,
-}
-
-impl Cursor for HistoryCursor {
-    const PATTERN: &'static str = concat!("^", cursor_part!(micros), "\\.", cursor_part!(id), "$");
-    const DESCRIPTION: &'static str = "an `older_cursor` or `newer_cursor` of this history";
-
-    fn encode(&self) -> String {
-        format!("{}.{}", part::micros(self.at), part::id(self.id.0))
-    }
-
-    fn decode(text: &str) -> Option<Self> {
-        let [at, id] = part::split(text)?;
-        Some(Self {
-            at: part::parse_micros(at)?,
-            id: MessageId(part::parse_id(id)?),
-        })
-    }
-}
+crate::time_id_cursor!(
+    /// Where a history page starts: the `(created_at, id)` of a message.
+    HistoryCursor,
+    MessageId,
+    "an `older_cursor` or `newer_cursor` of this history"
+);
 
 impl HistoryCursor {
     pub fn of(message: &Message) -> Self {
