@@ -154,8 +154,11 @@ pub async fn run(
         .around(move |ep, req| http::body_limit::limit_body(ep, req, max_body_bytes))
         .around(http::metrics::observe)
         .catch_all_error(http::problem::problem_for_poem_error)
-        .around(move |ep, req| http::allow::allow(ep, req, methods.clone()))
-        .around(http::trace::trace)
+        .around({
+            let methods = methods.clone();
+            move |ep, req| http::allow::allow(ep, req, methods.clone())
+        })
+        .around(move |ep, req| http::trace::trace(ep, req, methods.clone()))
         .data(db.clone())
         .data(routes::health::Redis(redis))
         .data(authenticator)

@@ -136,8 +136,9 @@ pub fn document(spec: &str) -> anyhow::Result<Value> {
     Ok(doc)
 }
 
-/// The methods the document declares for each path, for the `Allow` header of a 405 (RFC 9110
-/// asks for one; poem's router does not say which methods a path has).
+/// The paths the document declares and the methods of each: for the `Allow` header of a 405
+/// (RFC 9110 asks for one; poem's router does not say which methods a path has), and for the
+/// route a request span is named by.
 #[derive(Debug, Clone, Default)]
 pub struct Methods(Vec<(Vec<String>, String)>);
 
@@ -164,17 +165,23 @@ impl Methods {
 
     /// The methods of the path (relative to the document's server, `/api`) that matches `path`.
     pub fn allowed(&self, path: &str) -> Option<&str> {
+        self.matching(path).map(|(_, methods)| methods.as_str())
+    }
+
+    /// The template (`/conversations/{id}`) of the path that matches `path`.
+    pub fn template(&self, path: &str) -> Option<String> {
+        self.matching(path).map(|(template, _)| template.join("/"))
+    }
+
+    fn matching(&self, path: &str) -> Option<&(Vec<String>, String)> {
         let segments: Vec<&str> = path.split('/').collect();
-        self.0
-            .iter()
-            .find(|(template, _)| {
-                template.len() == segments.len()
-                    && template
-                        .iter()
-                        .zip(&segments)
-                        .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
-            })
-            .map(|(_, methods)| methods.as_str())
+        self.0.iter().find(|(template, _)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+        })
     }
 }
 
@@ -192,7 +199,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_path_s_methods_come_from_its_template() {
+    fn a_path_s_methods_and_route_come_from_its_template() {
         let doc = json!({"paths": {
             "/conversations/{id}": {"get": {}, "patch": {}},
             "/conversations/counts": {"get": {}},
@@ -202,6 +209,12 @@ mod tests {
         assert_eq!(methods.allowed("/conversations/counts"), Some("GET"));
         assert_eq!(methods.allowed("/conversations/"), None);
         assert_eq!(methods.allowed("/nothing"), None);
+        // The route a span is named by: the template, never the ids in the path.
+        assert_eq!(
+            methods.template("/conversations/abc").as_deref(),
+            Some("/conversations/{id}")
+        );
+        assert_eq!(methods.template("/nothing"), None);
     }
 
     #[test]

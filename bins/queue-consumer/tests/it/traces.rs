@@ -144,6 +144,7 @@ async fn a_patch_and_a_notification_are_each_one_trace_from_the_caller_to_the_so
     let request = spans
         .find(|s| s.service == "api" && s.trace_id == PATCH_TRACE && s.parent == PATCH_PARENT)
         .unwrap_or_else(|| panic!("no api span continues the caller's: {spans:#?}"));
+    assert_eq!(request.name, "PATCH /api/conversations/{id}");
     let delivery = spans
         .delivered("conversation:updated", PATCH_TRACE)
         .unwrap();
