@@ -34,6 +34,8 @@ pub struct TestApp {
     pub app_url: String,
     /// The Redis channel this app publishes its events on (one per test).
     pub channel: String,
+    /// This test's database, dropped with the `TestApp`.
+    database: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -93,6 +95,7 @@ impl TestApp {
             owner,
             app_url,
             channel,
+            database,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -375,6 +378,34 @@ pub fn sign_hs256(claims: &Value, secret: &str) -> String {
 
 pub fn token(tenant: Uuid, agent: Uuid, role: &str) -> String {
     sign_hs256(&claims(tenant, agent, &[role]), SECRET)
+}
+
+impl Drop for TestApp {
+    /// Drops the test's database, so a run leaves none behind (what a killed test leaves, CI
+    /// removes). On a thread of its own: `Drop` cannot wait on the test's runtime.
+    fn drop(&mut self) {
+        let database = self.database.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(&admin_url()).await?;
+                // FORCE: the test's server and helpers may still hold connections.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(err)) = dropped {
+            eprintln!("the test database was not dropped: {err:#}");
+        }
+    }
 }
 
 /// A small world: two tenants; in A an agent, a second agent and a supervisor.
