@@ -26,6 +26,38 @@ pub(crate) enum Visibility {
     Agent(AgentId),
 }
 
+impl Visibility {
+    /// The agent to bind where a query spells the rule with [`agent_sees!`]; `None` (NULL)
+    /// for the whole tenant.
+    pub(crate) fn agent(self) -> Option<Uuid> {
+        match self {
+            Self::Tenant => None,
+            Self::Agent(agent) => Some(agent.0),
+        }
+    }
+}
+
+/// [`Visibility`] in SQL, for a conversation aliased `$alias` and the agent bound at
+/// `$agent` (NULL: the whole tenant, which sees every conversation).
+macro_rules! agent_sees {
+    ($alias:literal, $agent:literal) => {
+        concat!(
+            "(",
+            $agent,
+            "::uuid IS NULL OR ",
+            $alias,
+            ".assigned_agent_id = ",
+            $agent,
+            " OR (",
+            $alias,
+            ".assigned_agent_id IS NULL AND ",
+            $alias,
+            ".state = 'waiting'))"
+        )
+    };
+}
+pub(crate) use agent_sees;
+
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct ConversationRow {
     id: Uuid,
@@ -518,10 +550,9 @@ pub const CUSTOMER_HISTORY_SQL: &str = concat!(
     columns!(),
     " FROM conversations c ",
     joins!(),
-    " WHERE c.tenant_id = $1 AND c.customer_id = $2 \
-      AND ($3::uuid IS NULL OR c.assigned_agent_id = $3 \
-           OR (c.assigned_agent_id IS NULL AND c.state = 'waiting')) \
-      AND ($4::timestamptz IS NULL OR (c.created_at, c.id) < ($4, $5::uuid)) \
+    " WHERE c.tenant_id = $1 AND c.customer_id = $2 AND ",
+    agent_sees!("c", "$3"),
+    " AND ($4::timestamptz IS NULL OR (c.created_at, c.id) < ($4, $5::uuid)) \
     ORDER BY c.created_at DESC, c.id DESC \
     LIMIT $6"
 );
@@ -533,14 +564,10 @@ pub(crate) async fn of_customer(
     visibility: Visibility,
     page: &PageRequest<CustomerHistoryCursor>,
 ) -> Result<Page<Conversation, CustomerHistoryCursor>> {
-    let agent = match visibility {
-        Visibility::Tenant => None,
-        Visibility::Agent(agent) => Some(agent.0),
-    };
     let rows: Vec<ConversationRow> = sqlx::query_as(CUSTOMER_HISTORY_SQL)
         .bind(tx.tenant_id().0)
         .bind(customer.0)
-        .bind(agent)
+        .bind(visibility.agent())
         .bind(page.after.map(|c| c.at))
         .bind(page.after.map(|c| c.id.0))
         .bind(page.fetch_limit())

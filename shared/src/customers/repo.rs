@@ -3,7 +3,9 @@
 use uuid::Uuid;
 
 use crate::Result;
-use crate::ids::{AgentId, ConversationId, CustomerId};
+use crate::conversations::Visibility;
+use crate::conversations::repo::agent_sees;
+use crate::ids::{ConversationId, CustomerId};
 use crate::tenancy::TenantTx;
 
 /// What [`upsert_by_phone`] did.
@@ -87,16 +89,17 @@ pub(super) struct ProfileRow {
     pub open_assignee: Option<Uuid>,
 }
 
-/// The customer with the summary of their conversations; for an agent (`seen_by`), only a
-/// customer with a conversation that agent may see (its own, or an unassigned waiting one).
-/// A customer's conversations are few, and read through `conversations_by_customer`.
+/// The customer with the summary of their conversations: any customer of the tenant for a
+/// supervisor, and for an agent only one with a conversation it may see (its own, or an
+/// unassigned waiting one). A customer's conversations are few, and read through
+/// `conversations_by_customer_created`.
 #[tracing::instrument(skip(tx), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
 pub(super) async fn find_profile(
     tx: &mut TenantTx,
     id: CustomerId,
-    seen_by: Option<AgentId>,
+    visibility: Visibility,
 ) -> Result<Option<ProfileRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT c.id, c.display_name, c.phone_e164, c.email, c.attributes, c.created_at, \
                 c.updated_at, s.first_contact_at, s.last_contact_at, s.active, s.waiting, s.closed, \
                 o.id AS open_id, o.state AS open_state, o.assigned_agent_id AS open_assignee \
@@ -107,8 +110,7 @@ pub(super) async fn find_profile(
                     count(*) FILTER (WHERE v.state = 'active') AS active, \
                     count(*) FILTER (WHERE v.state = 'waiting') AS waiting, \
                     count(*) FILTER (WHERE v.state = 'closed') AS closed, \
-                    coalesce(bool_or(v.assigned_agent_id = $3 \
-                        OR (v.assigned_agent_id IS NULL AND v.state = 'waiting')), false) AS agent_sees \
+                    coalesce(bool_or(", agent_sees!("v", "$3"), "), false) AS visible \
              FROM conversations v WHERE v.tenant_id = c.tenant_id AND v.customer_id = c.id \
          ) s \
          LEFT JOIN LATERAL ( \
@@ -116,11 +118,11 @@ pub(super) async fn find_profile(
              WHERE v.tenant_id = c.tenant_id AND v.customer_id = c.id AND v.state <> 'closed' \
              ORDER BY v.created_at DESC LIMIT 1 \
          ) o ON true \
-         WHERE c.tenant_id = $1 AND c.id = $2 AND ($3::uuid IS NULL OR s.agent_sees)",
-    )
+         WHERE c.tenant_id = $1 AND c.id = $2 AND ($3::uuid IS NULL OR s.visible)"
+    ))
     .bind(tx.tenant_id().0)
     .bind(id.0)
-    .bind(seen_by.map(|a| a.0))
+    .bind(visibility.agent())
     .fetch_optional(tx.conn())
     .await?)
 }
@@ -131,22 +133,23 @@ pub(super) async fn find_profile(
 pub(super) async fn changed_at(
     tx: &mut TenantTx,
     id: CustomerId,
-    seen_by: Option<AgentId>,
+    visibility: Visibility,
     lock: bool,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
     let lock = if lock { " FOR UPDATE OF c" } else { "" };
-    let row: Option<(chrono::DateTime<chrono::Utc>,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT c.updated_at FROM customers c \
+    let row: Option<(chrono::DateTime<chrono::Utc>,)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT c.updated_at FROM customers c \
          WHERE c.tenant_id = $1 AND c.id = $2 AND ($3::uuid IS NULL OR EXISTS ( \
              SELECT 1 FROM conversations v \
-             WHERE v.tenant_id = c.tenant_id AND v.customer_id = c.id \
-               AND (v.assigned_agent_id = $3 OR (v.assigned_agent_id IS NULL AND v.state = 'waiting')))){lock}"
-    )))
-    .bind(tx.tenant_id().0)
-    .bind(id.0)
-    .bind(seen_by.map(|a| a.0))
-    .fetch_optional(tx.conn())
-    .await?;
+             WHERE v.tenant_id = c.tenant_id AND v.customer_id = c.id AND {visible})){lock}",
+            visible = agent_sees!("v", "$3"),
+        )))
+        .bind(tx.tenant_id().0)
+        .bind(id.0)
+        .bind(visibility.agent())
+        .fetch_optional(tx.conn())
+        .await?;
     Ok(row.map(|(at,)| at))
 }
 

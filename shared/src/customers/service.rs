@@ -66,14 +66,12 @@ impl CustomerService {
             .attributes
             .map(|a| checked_attributes(serde_json::Value::Object(a.into_iter().collect())))
             .transpose()?;
-        let seen_by = (!ctx.sees_whole_tenant()).then(|| ctx.agent_id());
         let mut tx = self.db.begin(ctx).await?;
-        let updated_at =
-            repo::changed_at(&mut tx, id, seen_by, true)
-                .await?
-                .ok_or(Error::NotFound {
-                    resource: "customer",
-                })?;
+        let updated_at = repo::changed_at(&mut tx, id, visibility(ctx), true)
+            .await?
+            .ok_or(Error::NotFound {
+                resource: "customer",
+            })?;
         if !matches_any(if_match, &etag(updated_at)) {
             tx.commit().await?;
             return Ok(Edited::Stale);
@@ -120,9 +118,8 @@ impl CustomerService {
         id: CustomerId,
         page: PageRequest<CustomerHistoryCursor>,
     ) -> Result<Page<HistoryEntry, CustomerHistoryCursor>> {
-        let seen_by = (!ctx.sees_whole_tenant()).then(|| ctx.agent_id());
         let mut tx = self.db.begin(ctx).await?;
-        if repo::changed_at(&mut tx, id, seen_by, false)
+        if repo::changed_at(&mut tx, id, visibility(ctx), false)
             .await?
             .is_none()
         {
@@ -168,9 +165,8 @@ impl CustomerService {
     /// may see; any other customer, and every customer of another tenant, is missing.
     #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant_id()))]
     pub async fn get(&self, ctx: &TenantCtx, id: CustomerId) -> Result<CustomerProfile> {
-        let seen_by = (!ctx.sees_whole_tenant()).then(|| ctx.agent_id());
         let mut tx = self.db.begin(ctx).await?;
-        let row = repo::find_profile(&mut tx, id, seen_by).await?;
+        let row = repo::find_profile(&mut tx, id, visibility(ctx)).await?;
         tx.commit().await?;
         let row = row.ok_or(Error::NotFound {
             resource: "customer",
