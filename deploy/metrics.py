@@ -24,14 +24,26 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# file -> the file whose registry (and prefix) its metrics are registered on (None: its own).
+# file -> the file whose registry (and prefix) its metrics are registered on (None: its own), or a
+# tuple of such files when the same metrics are registered on several processes' registries.
 SOURCES = {
     "bins/api/src/http/metrics.rs": None,
     # DeliveryMetrics::register(&mut registry) is called on the api's registry.
     "shared/src/messages/dispatcher.rs": "bins/api/src/http/metrics.rs",
+    # PropagationMetrics::register: the api's registry (the propagation dispatcher runs there).
+    "shared/src/integrations/propagation/dispatcher.rs": "bins/api/src/http/metrics.rs",
+    # ClientMetrics::register: the api's and the queue consumer's registries.
+    "shared/src/integrations/client.rs": ("bins/api/src/http/metrics.rs",
+                                          "bins/queue-consumer/src/metrics.rs"),
     "bins/realtime/src/metrics.rs": None,
     "bins/queue-consumer/src/metrics.rs": None,
 }
+
+
+def hosts(rel):
+    """The files whose registries `rel`'s metrics are registered on."""
+    host = SOURCES[rel]
+    return host if isinstance(host, tuple) else (host or rel,)
 # Labels the scrape adds (prometheus-operator ServiceMonitor and the default relabelling).
 TARGET_LABELS = {"namespace", "pod", "job", "instance", "service", "container", "endpoint"}
 
@@ -54,7 +66,7 @@ def fail(problems):
 
 
 def registered():
-    """{series name: (type, labels)} of everything the four sources expose."""
+    """{series name: (type, labels)} of everything the sources expose."""
     texts, prefixes, series, problems = {}, {}, {}, []
     for rel in SOURCES:
         path = ROOT / rel
@@ -64,12 +76,14 @@ def registered():
         texts[rel] = path.read_text()
     if problems:
         fail(problems)
-    for rel, host in SOURCES.items():
-        m = PREFIX.search(texts[host or rel])
-        if not m:
-            problems.append(f"{host or rel}: no Registry::with_prefix(\"...\")")
-            continue
-        prefixes[rel] = m.group(1)
+    for rel in SOURCES:
+        prefixes[rel] = []
+        for host in hosts(rel):
+            m = PREFIX.search(texts[host])
+            if not m:
+                problems.append(f"{host}: no Registry::with_prefix(\"...\")")
+                continue
+            prefixes[rel].append(m.group(1))
     if problems:
         fail(problems)
     for rel, text in texts.items():
@@ -90,15 +104,16 @@ def registered():
                     problems.append(f"{rel}: metric {name}: no struct {label_struct}")
                     continue
                 labels = structs[label_struct]
-            full = f"{prefixes[rel]}_{name}"
-            if kind == "Counter":
-                series[f"{full}_total"] = ("counter", labels)
-            elif kind == "Gauge":
-                series[full] = ("gauge", labels)
-            else:
-                series[f"{full}_bucket"] = ("histogram", labels | {"le"})
-                series[f"{full}_sum"] = ("histogram", labels)
-                series[f"{full}_count"] = ("histogram", labels)
+            for prefix in prefixes[rel]:
+                full = f"{prefix}_{name}"
+                if kind == "Counter":
+                    series[f"{full}_total"] = ("counter", labels)
+                elif kind == "Gauge":
+                    series[full] = ("gauge", labels)
+                else:
+                    series[f"{full}_bucket"] = ("histogram", labels | {"le"})
+                    series[f"{full}_sum"] = ("histogram", labels)
+                    series[f"{full}_count"] = ("histogram", labels)
     if problems:
         fail(problems)
     return series

@@ -10,6 +10,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::integrations::client::ClientSettings;
+
 /// Environment variables with this prefix override everything else (`PORTAL__HTTP__PORT`).
 pub const ENV_PREFIX: &str = "PORTAL";
 /// Names an optional configuration file (TOML) read before the environment.
@@ -26,6 +28,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub transformer: TransformerSettings,
     pub dispatcher: DispatcherSettings,
+    pub state_manager: StateManagerSettings,
+    pub genesys: GenesysSettings,
+    pub propagation: DispatcherSettings,
     pub events: EventsSettings,
     pub presence: PresenceSettings,
     pub realtime: RealtimeSettings,
@@ -137,9 +142,105 @@ pub struct TransformerSettings {
     pub url: String,
     /// One delivery attempt's limit, connection included.
     pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Consecutive failed attempts that open the circuit: deliveries then wait without calling.
+    pub circuit_failures: u32,
+    /// How long the circuit stays open before one attempt probes the transformer again.
+    pub circuit_open_ms: u64,
 }
 
-/// The outbox dispatcher that delivers pending messages (see the README's send lifecycle).
+impl TransformerSettings {
+    /// Deliveries are attempted once per claim: the outbox retries.
+    pub fn client(&self) -> ClientSettings {
+        ClientSettings {
+            timeout: Duration::from_millis(self.timeout_ms),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            max_attempts: 1,
+            backoff_initial: Duration::ZERO,
+            backoff_max: Duration::ZERO,
+            circuit_failures: self.circuit_failures,
+            circuit_open: Duration::from_millis(self.circuit_open_ms),
+        }
+    }
+}
+
+/// The State Manager, the platform's system of record for conversations and customers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StateManagerSettings {
+    /// Its base URL (`https://state-manager.internal/v1`); unset, nothing calls it: profiles are
+    /// not enriched, changes are not propagated to it, and unknown conversations are waited for.
+    pub url: Option<String>,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub token: Option<SecretString>,
+    /// One request's limit, connection included.
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Attempts of a read (the consumer fetching a conversation), with backoff between them.
+    pub max_attempts: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub circuit_failures: u32,
+    pub circuit_open_ms: u64,
+    /// The profile waits at most this long for the State Manager's fields, then answers without.
+    pub enrichment_timeout_ms: u64,
+    /// How long a customer's State Manager fields are reused before they are fetched again.
+    pub enrichment_cache_secs: u64,
+    /// Customers whose fields are cached, at most.
+    pub enrichment_cache_entries: u64,
+}
+
+impl StateManagerSettings {
+    pub fn client(&self) -> ClientSettings {
+        ClientSettings {
+            timeout: Duration::from_millis(self.timeout_ms),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            max_attempts: self.max_attempts,
+            backoff_initial: Duration::from_millis(self.backoff_initial_ms),
+            backoff_max: Duration::from_millis(self.backoff_max_ms),
+            circuit_failures: self.circuit_failures,
+            circuit_open: Duration::from_millis(self.circuit_open_ms),
+        }
+    }
+}
+
+/// Genesys Cloud, where interactions are routed: transfers and disconnects are made there too.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GenesysSettings {
+    /// The region's API base URL (`https://api.mypurecloud.de`); unset, nothing calls Genesys.
+    pub api_url: Option<String>,
+    /// The region's login base URL (`https://login.mypurecloud.de`), for the OAuth token.
+    pub login_url: Option<String>,
+    /// An OAuth client with the client-credentials grant.
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    /// A token is refreshed this long before it expires.
+    pub token_refresh_margin_secs: u64,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Attempts of a read (the conversation's participants), with backoff between them.
+    pub max_attempts: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub circuit_failures: u32,
+    pub circuit_open_ms: u64,
+}
+
+impl GenesysSettings {
+    pub fn client(&self) -> ClientSettings {
+        ClientSettings {
+            timeout: Duration::from_millis(self.timeout_ms),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            max_attempts: self.max_attempts,
+            backoff_initial: Duration::from_millis(self.backoff_initial_ms),
+            backoff_max: Duration::from_millis(self.backoff_max_ms),
+            circuit_failures: self.circuit_failures,
+            circuit_open: Duration::from_millis(self.circuit_open_ms),
+        }
+    }
+}
+
+/// An outbox dispatcher: `dispatcher` delivers pending messages (see the README's send
+/// lifecycle), `propagation` the changes the State Manager and Genesys must hear of.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DispatcherSettings {
     /// Run a dispatcher in this process. Any number may run; each message is delivered by one.
@@ -149,7 +250,7 @@ pub struct DispatcherSettings {
     /// How often to look for due messages when nothing wakes the dispatcher sooner.
     pub poll_interval_ms: u64,
     /// How long a claimed message is left to its dispatcher before another may take it over
-    /// (a dispatcher that died mid-attempt). Must exceed `transformer.timeout_ms`.
+    /// (a dispatcher that died mid-attempt). Must exceed the timeout of the service it calls.
     pub lease_ms: u64,
     /// Attempts before a message that keeps meeting 5xx or timeouts is marked failed.
     pub max_attempts: u32,
@@ -295,6 +396,40 @@ jwks_timeout_ms = 3000
 [transformer]
 url = "http://127.0.0.1:8090/messages"
 timeout_ms = 10000
+connect_timeout_ms = 2000
+circuit_failures = 5
+circuit_open_ms = 5000
+
+[state_manager]
+timeout_ms = 3000
+connect_timeout_ms = 1000
+max_attempts = 3
+backoff_initial_ms = 100
+backoff_max_ms = 2000
+circuit_failures = 5
+circuit_open_ms = 5000
+enrichment_timeout_ms = 300
+enrichment_cache_secs = 60
+enrichment_cache_entries = 10000
+
+[genesys]
+token_refresh_margin_secs = 60
+timeout_ms = 5000
+connect_timeout_ms = 1000
+max_attempts = 3
+backoff_initial_ms = 100
+backoff_max_ms = 2000
+circuit_failures = 5
+circuit_open_ms = 5000
+
+[propagation]
+enabled = true
+concurrency = 8
+poll_interval_ms = 1000
+lease_ms = 60000
+max_attempts = 10
+backoff_initial_ms = 1000
+backoff_max_ms = 60000
 
 [dispatcher]
 enabled = true
@@ -494,20 +629,99 @@ impl Settings {
                 "missing_retry_ms and sweep_interval_secs must be at least 1",
             );
         }
-        let dispatcher = &self.dispatcher;
-        if dispatcher.concurrency == 0 {
-            return bad("dispatcher.concurrency", "must be at least 1");
+        let integrations = [
+            (
+                "state_manager",
+                "url",
+                self.state_manager.url.as_ref(),
+                self.state_manager.timeout_ms,
+            ),
+            (
+                "genesys",
+                "api_url",
+                self.genesys.api_url.as_ref(),
+                self.genesys.timeout_ms,
+            ),
+            (
+                "genesys",
+                "login_url",
+                self.genesys.login_url.as_ref(),
+                self.genesys.timeout_ms,
+            ),
+        ];
+        for (service, key, url, timeout_ms) in integrations {
+            if url.is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+                return bad(&format!("{service}.{key}"), "must be an http(s) URL");
+            }
+            if timeout_ms == 0 {
+                return bad(&format!("{service}.timeout_ms"), "must be at least 1");
+            }
         }
-        if dispatcher.poll_interval_ms == 0 {
-            return bad("dispatcher.poll_interval_ms", "must be at least 1");
+        for (key, circuit_open_ms) in [
+            (
+                "transformer.circuit_open_ms",
+                self.transformer.circuit_open_ms,
+            ),
+            (
+                "state_manager.circuit_open_ms",
+                self.state_manager.circuit_open_ms,
+            ),
+            ("genesys.circuit_open_ms", self.genesys.circuit_open_ms),
+        ] {
+            if circuit_open_ms < 1000 {
+                return bad(key, "must be at least 1000");
+            }
         }
-        // A lease shorter than an attempt would let a second dispatcher start while the first
-        // is still waiting for its answer.
-        if dispatcher.lease_ms <= transformer.timeout_ms {
+        if self.state_manager.max_attempts == 0 || self.genesys.max_attempts == 0 {
             return bad(
-                "dispatcher.lease_ms",
-                "must be greater than transformer.timeout_ms",
+                "state_manager.max_attempts",
+                "max_attempts must be at least 1",
             );
+        }
+        if self.genesys.api_url.is_some()
+            && (self.genesys.login_url.is_none()
+                || self.genesys.client_id.is_none()
+                || self.genesys.client_secret.is_none())
+        {
+            return bad(
+                "genesys.client_id",
+                "genesys.api_url needs genesys.login_url, genesys.client_id and genesys.client_secret",
+            );
+        }
+        // The longest attempt a propagation makes: Genesys's token, participants, then the change.
+        let propagation_timeout = self
+            .state_manager
+            .timeout_ms
+            .max(3 * self.genesys.timeout_ms);
+        for (key, dispatcher, timeout_ms) in [
+            ("dispatcher", &self.dispatcher, transformer.timeout_ms),
+            ("propagation", &self.propagation, propagation_timeout),
+        ] {
+            if dispatcher.concurrency == 0 {
+                return bad(&format!("{key}.concurrency"), "must be at least 1");
+            }
+            if dispatcher.poll_interval_ms == 0 {
+                return bad(&format!("{key}.poll_interval_ms"), "must be at least 1");
+            }
+            // A lease shorter than an attempt would let a second dispatcher start while the
+            // first is still waiting for its answer.
+            if dispatcher.lease_ms <= timeout_ms {
+                return bad(
+                    &format!("{key}.lease_ms"),
+                    &format!("must be greater than the attempt's timeout ({timeout_ms} ms)"),
+                );
+            }
+            if dispatcher.max_attempts == 0 {
+                return bad(&format!("{key}.max_attempts"), "must be at least 1");
+            }
+            if dispatcher.backoff_initial_ms == 0
+                || dispatcher.backoff_max_ms < dispatcher.backoff_initial_ms
+            {
+                return bad(
+                    &format!("{key}.backoff_max_ms"),
+                    "backoff_initial_ms must be at least 1 and backoff_max_ms at least backoff_initial_ms",
+                );
+            }
         }
         if self.events.channel.is_empty() {
             return bad("events.channel", "must not be empty");
@@ -520,17 +734,6 @@ impl Settings {
         }
         if self.events.relay_interval_ms == 0 {
             return bad("events.relay_interval_ms", "must be at least 1");
-        }
-        if dispatcher.max_attempts == 0 {
-            return bad("dispatcher.max_attempts", "must be at least 1");
-        }
-        if dispatcher.backoff_initial_ms == 0
-            || dispatcher.backoff_max_ms < dispatcher.backoff_initial_ms
-        {
-            return bad(
-                "dispatcher.backoff_max_ms",
-                "backoff_initial_ms must be at least 1 and backoff_max_ms at least backoff_initial_ms",
-            );
         }
         Ok(())
     }

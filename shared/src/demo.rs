@@ -54,7 +54,8 @@ const EXCHANGES: [[&str; 3]; 5] = [
 
 pub async fn load(owner: &PgPool, conversations: usize) -> anyhow::Result<bool> {
     let mut tx = owner.begin().await?;
-    let inserted = sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, 'Demo Telecom'), ($2, 'Other Company') ON CONFLICT DO NOTHING")
+    // The demo tenant's released conversations go back to this queue in Genesys.
+    let inserted = sqlx::query("INSERT INTO tenants (id, name, genesys_queue_id) VALUES ($1, 'Demo Telecom', 'demo-queue'), ($2, 'Other Company', NULL) ON CONFLICT DO NOTHING")
         .bind(TENANT)
         .bind(OTHER_TENANT)
         .execute(&mut *tx)
@@ -75,13 +76,14 @@ pub async fn load(owner: &PgPool, conversations: usize) -> anyhow::Result<bool> 
             "agent",
         ));
     }
-    for (id, name, role) in &agents {
-        sqlx::query("INSERT INTO agents (tenant_id, id, display_name, email, role) VALUES ($1, $2, $3, $4, $5::agent_role)")
+    for (n, (id, name, role)) in agents.iter().enumerate() {
+        sqlx::query("INSERT INTO agents (tenant_id, id, display_name, email, role, genesys_user_id) VALUES ($1, $2, $3, $4, $5::agent_role, $6)")
             .bind(TENANT)
             .bind(id)
             .bind(name)
             .bind(format!("{}@demo.example", name.to_lowercase().replace(' ', ".")))
             .bind(role)
+            .bind(format!("genesys-user-{n}"))
             .execute(&mut *tx)
             .await?;
     }
@@ -96,12 +98,13 @@ pub async fn load(owner: &PgPool, conversations: usize) -> anyhow::Result<bool> 
             LAST[(i / FIRST.len()) % LAST.len()]
         );
         let phone = format!("+4479460{:05}", 10_000 + i);
-        sqlx::query("INSERT INTO customers (tenant_id, id, display_name, phone_e164, email) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO customers (tenant_id, id, display_name, phone_e164, email, state_manager_id) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(TENANT)
             .bind(id)
             .bind(&name)
             .bind(&phone)
             .bind(format!("customer{i}@mail.example"))
+            .bind(format!("sm-customer-{i:06}"))
             .execute(&mut *tx)
             .await?;
         customers.push(id);
@@ -119,9 +122,10 @@ pub async fn load(owner: &PgPool, conversations: usize) -> anyhow::Result<bool> 
         let conversation = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO conversations (tenant_id, id, customer_id, state, assigned_agent_id, created_at, updated_at, \
-             last_activity_at, closed_at, close_reason, genesys_conversation_id, last_message_preview) \
+             last_activity_at, closed_at, close_reason, genesys_conversation_id, last_message_preview, \
+             state_manager_id) \
              VALUES ($1, $2, $3, $4::conversation_state, $5, $6, $7, $7, CASE WHEN $4 = 'closed' THEN $7 END, \
-             CASE WHEN $4 = 'closed' THEN 'resolved' END, $8, $9)",
+             CASE WHEN $4 = 'closed' THEN 'resolved' END, $8, $9, $10)",
         )
         .bind(TENANT)
         .bind(conversation)
@@ -132,6 +136,7 @@ pub async fn load(owner: &PgPool, conversations: usize) -> anyhow::Result<bool> 
         .bind(activity)
         .bind(format!("gen-{i:06}"))
         .bind(exchange[2])
+        .bind(format!("sm-conversation-{i:06}"))
         .execute(&mut *tx)
         .await?;
         // Customer, agent (or a bot while unassigned), customer; the reply was read.

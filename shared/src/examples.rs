@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::conversations::{AgentSummary, Conversation, ConversationState, CustomerSummary};
 use crate::ids::{AgentId, ConversationId, CustomerId, MessageId};
+use crate::integrations::propagation::{SyncState, SyncStatus};
 use crate::messages::{
     ContentType, Direction, Message, MessageStatus, Sender, SenderType, StatusTimes,
 };
@@ -43,6 +44,11 @@ impl Example for Conversation {
             updated_at: at("2026-12-01T09:14:41Z"),
             last_activity_at: at("2026-12-01T09:14:41Z"),
             closed_at: None,
+            sync: Some(SyncStatus {
+                state: SyncState::Synced,
+                reason: None,
+                at: at("2026-12-01T09:14:42Z"),
+            }),
         }
     }
 }

@@ -16,8 +16,10 @@ pub mod error;
 pub mod events;
 mod examples;
 pub mod ids;
+pub mod integrations;
 pub mod messages;
 pub mod notifications;
+mod outbox;
 pub mod pagination;
 pub mod presence;
 pub mod readiness;
@@ -25,7 +27,6 @@ pub mod signal;
 pub mod telemetry;
 pub mod templates;
 pub mod tenancy;
-pub mod transformer;
 pub mod whatsapp;
 
 pub use error::{Error, FieldError, Result};

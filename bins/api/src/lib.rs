@@ -15,9 +15,11 @@ use poem_openapi::OpenApiService;
 use portal_shared::auth::Authenticator;
 use portal_shared::config::Settings;
 use portal_shared::conversations::ConversationService;
-use portal_shared::customers::CustomerService;
+use portal_shared::customers::{CustomerService, Enricher};
 use portal_shared::events;
-use portal_shared::messages::{DeliveryMetrics, Dispatcher, MessageService};
+use portal_shared::integrations::Integrations;
+use portal_shared::integrations::propagation::{Propagation, Propagator, Targets};
+use portal_shared::messages::{Dispatcher, MessageService};
 use portal_shared::presence::Presence;
 use portal_shared::templates::cache::TemplateCache;
 use portal_shared::templates::service::TemplateService;
@@ -27,7 +29,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::metrics::Metrics;
+use crate::http::metrics::{Metrics, PartMetrics};
 use crate::routes::admin::AdminApi;
 use crate::routes::agents::AgentsApi;
 use crate::routes::conversations::ConversationsApi;
@@ -46,17 +48,29 @@ type Apis = (
     CustomersApi,
 );
 
-fn api_service(
-    db: &Db,
+/// The services behind the routes.
+struct Services {
+    conversations: ConversationService,
+    customers: CustomerService,
     messages: MessageService,
     presence: Presence,
     templates: TemplateService,
     cipher: Option<TokenCipher>,
-) -> OpenApiService<Apis, ()> {
+}
+
+fn api_service(db: &Db, services: Services) -> OpenApiService<Apis, ()> {
+    let Services {
+        conversations,
+        customers,
+        messages,
+        presence,
+        templates,
+        cipher,
+    } = services;
     OpenApiService::new(
         (
             ConversationsApi {
-                service: ConversationService::new(db.clone()),
+                service: conversations,
             },
             MessagesApi { service: messages },
             AgentsApi {
@@ -68,9 +82,7 @@ fn api_service(
                 db: db.clone(),
                 cipher,
             },
-            CustomersApi {
-                service: CustomerService::new(db.clone()),
-            },
+            CustomersApi { service: customers },
         ),
         "Agent Portal API",
         openapi::CONTRACT_VERSION,
@@ -97,25 +109,44 @@ pub async fn run(
         Duration::from_secs(settings.presence.ttl_secs),
     );
     let authenticator = Authenticator::new(&settings.auth, db.clone())?;
-    let deliveries = DeliveryMetrics::default();
-    let metrics = Metrics::new(db.clone(), &deliveries);
+    let parts = PartMetrics::default();
+    let metrics = Metrics::new(db.clone(), &parts);
+    let integrations = Integrations::from_settings(&settings, &parts.clients)?;
 
-    // The dispatcher runs beside the API (see the README's send lifecycle); the service wakes
-    // it when a message is queued.
+    // The dispatchers run beside the API (see the README's send lifecycle and propagation);
+    // the services wake them when they queue something.
     let queued = Arc::new(Notify::new());
-    let stop_dispatcher = CancellationToken::new();
-    let dispatcher = if settings.dispatcher.enabled {
+    let propagation = Propagation {
+        targets: Targets::configured(&settings),
+        wake: Arc::new(Notify::new()),
+    };
+    let stop_dispatchers = CancellationToken::new();
+    let mut dispatchers = Vec::new();
+    if settings.dispatcher.enabled {
         let dispatcher = Dispatcher::new(
             db.clone(),
-            &settings.transformer,
+            integrations.transformer.clone(),
             settings.dispatcher.clone(),
             queued.clone(),
-            deliveries,
-        )?;
-        Some(tokio::spawn(dispatcher.run(stop_dispatcher.clone())))
-    } else {
-        None
-    };
+            parts.deliveries.clone(),
+        );
+        dispatchers.push(tokio::spawn(dispatcher.run(stop_dispatchers.clone())));
+    }
+    if settings.propagation.enabled && propagation.targets != Targets::default() {
+        let propagator = Propagator::new(
+            db.clone(),
+            integrations.state_manager.clone(),
+            integrations.genesys.clone(),
+            settings.propagation.clone(),
+            propagation.wake.clone(),
+            parts.propagation.clone(),
+        );
+        dispatchers.push(tokio::spawn(propagator.run(stop_dispatchers.clone())));
+    }
+    let enricher = integrations
+        .state_manager
+        .clone()
+        .map(|sm| Enricher::new(sm, &settings.state_manager));
 
     let max_body_bytes = settings.http.max_body_bytes;
     let templates = TemplateService::new(
@@ -133,10 +164,14 @@ pub async fn run(
         .transpose()?;
     let api = api_service(
         &db,
-        MessageService::new(db.clone(), queued),
-        presence,
-        templates,
-        cipher,
+        Services {
+            conversations: ConversationService::new(db.clone(), propagation.clone()),
+            customers: CustomerService::new(db.clone(), propagation, enricher),
+            messages: MessageService::new(db.clone(), queued),
+            presence,
+            templates,
+            cipher,
+        },
     );
     let docs = api.swagger_ui();
     let spec = openapi::document(&api.spec())?;
@@ -161,6 +196,7 @@ pub async fn run(
         .around(move |ep, req| http::trace::trace(ep, req, methods.clone()))
         .data(db.clone())
         .data(routes::health::Redis(redis))
+        .data(integrations)
         .data(authenticator)
         .data(metrics);
 
@@ -170,13 +206,13 @@ pub async fn run(
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(settings.http.shutdown_grace()))
         .await;
-    stop_dispatcher.cancel();
-    if let Some(dispatcher) = dispatcher
-        && let Err(err) = dispatcher.await
-    {
-        tracing::error!(error = %err, "the dispatcher task failed");
+    stop_dispatchers.cancel();
+    for dispatcher in dispatchers {
+        if let Err(err) = dispatcher.await {
+            tracing::error!(error = %err, "a dispatcher task failed");
+        }
     }
-    // Last, so the events of the dispatcher's final status changes are still published.
+    // Last, so the events of the dispatchers' final changes are still published.
     events::stop_publishing(&stop_events, event_tasks).await;
     served?;
     db.close().await;

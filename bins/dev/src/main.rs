@@ -64,6 +64,12 @@ enum Command {
         /// The WhatsApp Business Management API: `GET /{version}/{waba}/message_templates`.
         #[arg(long, default_value_t = 8091)]
         whatsapp_port: u16,
+        /// The State Manager: conversations, customers and the changes propagated to it.
+        #[arg(long, default_value_t = 8092)]
+        state_manager_port: u16,
+        /// Genesys Cloud: the OAuth token, conversations' participants, transfers, disconnects.
+        #[arg(long, default_value_t = 8093)]
+        genesys_port: u16,
     },
 }
 
@@ -84,7 +90,20 @@ fn main() -> anyhow::Result<()> {
                 host,
                 transformer_port,
                 whatsapp_port,
-            }) => stand_ins_only(host, transformer_port, whatsapp_port).await,
+                state_manager_port,
+                genesys_port,
+            }) => {
+                stand_ins_only(
+                    host,
+                    [
+                        transformer_port,
+                        whatsapp_port,
+                        state_manager_port,
+                        genesys_port,
+                    ],
+                )
+                .await
+            }
             None => stack(&cli.admin_url, cli.conversations, cli.no_serve).await,
         }
     })
@@ -110,28 +129,31 @@ fn token(tenant: Uuid, agent: Uuid, roles: &[String], ttl_minutes: u64) -> anyho
     Ok(())
 }
 
-async fn stand_ins_only(
-    host: IpAddr,
-    transformer_port: u16,
-    whatsapp_port: u16,
-) -> anyhow::Result<()> {
+async fn stand_ins_only(host: IpAddr, ports: [u16; 4]) -> anyhow::Result<()> {
     let telemetry = portal_shared::config::TelemetrySettings {
         log_format: portal_shared::config::LogFormat::Json,
         log_filter: "info".to_string(),
     };
     let _telemetry = portal_shared::telemetry::init("dev-stand-ins", &telemetry)?;
-    stand_ins::transformer::start(SocketAddr::new(host, transformer_port)).await?;
-    stand_ins::whatsapp::start(SocketAddr::new(host, whatsapp_port)).await?;
+    start_stand_ins(ports.map(|port| SocketAddr::new(host, port))).await?;
     shutdown_signal().await;
     Ok(())
 }
 
+/// The transformer, WhatsApp, State Manager and Genesys stand-ins, on these addresses.
+async fn start_stand_ins(addrs: [SocketAddr; 4]) -> anyhow::Result<prepare::StandInUrls> {
+    let [transformer, whatsapp, state_manager, genesys] = addrs;
+    Ok(prepare::StandInUrls {
+        transformer: stand_ins::transformer::start(transformer).await?,
+        whatsapp: stand_ins::whatsapp::start(whatsapp).await?,
+        state_manager: stand_ins::state_manager::start(state_manager).await?,
+        genesys: stand_ins::genesys::start(genesys).await?,
+    })
+}
+
 async fn stack(admin_url: &str, conversations: usize, no_serve: bool) -> anyhow::Result<()> {
-    let local = SocketAddr::from(([127, 0, 0, 1], 0));
-    let transformer = stand_ins::transformer::start(local).await?;
-    let whatsapp = stand_ins::whatsapp::start(local).await?;
-    let settings =
-        Settings::load_from(None, prepare::dev_env(admin_url, &transformer, &whatsapp)?)?;
+    let stand_ins = start_stand_ins([SocketAddr::from(([127, 0, 0, 1], 0)); 4]).await?;
+    let settings = Settings::load_from(None, prepare::dev_env(admin_url, &stand_ins)?)?;
     let _telemetry = portal_shared::telemetry::init("dev", &settings.telemetry)?;
     let consuming = broker::reachable(&settings).await;
     prepare::prepare(admin_url, &settings, conversations, consuming).await?;

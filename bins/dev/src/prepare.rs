@@ -17,20 +17,39 @@ pub const DEV_LOGIN_ROLE: &str = "portal_api";
 /// Development only; the service refuses nothing shorter than 32 bytes.
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-0123456789abcdef";
 
+/// Where the stand-ins for the external services listen.
+#[derive(Debug)]
+pub struct StandInUrls {
+    pub transformer: String,
+    pub whatsapp: String,
+    pub state_manager: String,
+    pub genesys: String,
+}
+
 /// Environment the `dev` command fills in where the caller has not.
-pub fn dev_env(
-    admin_url: &str,
-    transformer_url: &str,
-    whatsapp_url: &str,
-) -> anyhow::Result<Vec<(String, String)>> {
+pub fn dev_env(admin_url: &str, stand_ins: &StandInUrls) -> anyhow::Result<Vec<(String, String)>> {
     let app_url = db::with_user(&db::with_database(admin_url, DEV_DATABASE)?, DEV_LOGIN_ROLE)?;
     let defaults = [
         ("PORTAL__ENVIRONMENT", "development".to_string()),
         ("PORTAL__DATABASE__URL", app_url),
         ("PORTAL__AUTH__JWT_SECRET", DEV_JWT_SECRET.to_string()),
         ("PORTAL__TELEMETRY__LOG_FORMAT", "pretty".to_string()),
-        ("PORTAL__TRANSFORMER__URL", transformer_url.to_string()),
-        ("PORTAL__WHATSAPP__API_BASE_URL", whatsapp_url.to_string()),
+        ("PORTAL__TRANSFORMER__URL", stand_ins.transformer.clone()),
+        ("PORTAL__WHATSAPP__API_BASE_URL", stand_ins.whatsapp.clone()),
+        (
+            "PORTAL__STATE_MANAGER__URL",
+            stand_ins.state_manager.clone(),
+        ),
+        ("PORTAL__GENESYS__API_URL", stand_ins.genesys.clone()),
+        ("PORTAL__GENESYS__LOGIN_URL", stand_ins.genesys.clone()),
+        (
+            "PORTAL__GENESYS__CLIENT_ID",
+            crate::stand_ins::genesys::CLIENT_ID.to_string(),
+        ),
+        (
+            "PORTAL__GENESYS__CLIENT_SECRET",
+            crate::stand_ins::genesys::CLIENT_SECRET.to_string(),
+        ),
         (
             "PORTAL__WHATSAPP__TOKEN_KEY",
             crate::stand_ins::whatsapp::DEV_TOKEN_KEY.to_string(),
@@ -131,6 +150,14 @@ pub async fn prepare(
                 "not started: RabbitMQ is not reachable at amqp.url".to_string()
             }
         );
+        for (name, url) in [
+            ("state manager", settings.state_manager.url.as_deref()),
+            ("genesys", settings.genesys.api_url.as_deref()),
+        ] {
+            if let Some(url) = url {
+                println!("  {name} stand-in: {url}/changes lists the changes propagated to it");
+            }
+        }
         println!("  agent token (Alex Agent, 12 h):\n    {agent_token}");
         println!("  supervisor token (Sam Supervisor, 12 h):\n    {supervisor_token}");
         println!(

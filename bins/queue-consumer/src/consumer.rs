@@ -42,19 +42,21 @@ pub struct Consumer {
     /// How long in-flight messages get to finish after SIGTERM.
     grace: Duration,
     db: Db,
+    applier: Applier,
     metrics: Metrics,
     /// Read by readiness: connected and consuming.
     pub consuming: Arc<AtomicBool>,
 }
 
 impl Consumer {
-    pub fn new(settings: &Settings, db: Db, metrics: Metrics) -> Self {
+    pub fn new(settings: &Settings, db: Db, applier: Applier, metrics: Metrics) -> Self {
         Self {
             url: settings.amqp.url.clone(),
             settings: Arc::new(settings.consumer.clone()),
             names: Names::new(&settings.consumer.queue),
             grace: settings.http.shutdown_grace(),
             db,
+            applier,
             metrics,
             consuming: Arc::new(AtomicBool::new(false)),
         }
@@ -120,7 +122,7 @@ impl Consumer {
         let (acks, settling) = Acks::start(consuming.clone());
         let forwarder = Forwarder::new(publishing.clone(), self.names.clone());
         let handler = Arc::new(Handler {
-            applier: Applier::new(self.db.clone()),
+            applier: self.applier.clone(),
             acks: acks.clone(),
             forwarder: forwarder.clone(),
             metrics: self.metrics.clone(),

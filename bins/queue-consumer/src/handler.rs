@@ -181,6 +181,7 @@ impl Handler {
             Duration::from_millis(self.settings.retry_initial_ms),
             Duration::from_millis(self.settings.retry_max_ms),
         );
+        let mut fetched = false;
         loop {
             match self.applier.apply(envelope, &delivery.data).await {
                 Ok(outcome) => {
@@ -196,6 +197,21 @@ impl Handler {
                     return Disposition::DeadLetter { reason, detail };
                 }
                 Err(Refusal::Missing { what }) => {
+                    // Asked once: a conversation the State Manager has is applied now, not
+                    // after minutes in the wait queue.
+                    if what == "conversation" && !fetched {
+                        fetched = true;
+                        match self.applier.fetch_missing_conversation(envelope).await {
+                            Ok(true) => {
+                                self.metrics.fetched();
+                                continue;
+                            }
+                            Ok(false) => {}
+                            Err(refusal) => {
+                                tracing::info!(%refusal, "could not open the fetched conversation");
+                            }
+                        }
+                    }
                     return self.missing(delivery, what);
                 }
                 Err(Refusal::Transient(err)) => {

@@ -17,11 +17,15 @@ pub mod sweep;
 pub mod topology;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::{EndpointExt, Route, Server, get};
 use portal_shared::config::Settings;
 use portal_shared::events;
+use portal_shared::integrations::client::ClientMetrics;
+use portal_shared::integrations::state_manager::{HttpStateManager, StateManager};
+use portal_shared::notifications::Applier;
 use portal_shared::tenancy::Db;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
@@ -42,10 +46,14 @@ pub async fn run(
     let stop_events = CancellationToken::new();
     let redis = events::redis_connection(settings.redis.url.expose_secret())?;
     let (db, event_tasks) = events::start_publishing(db, redis, &settings, &stop_events);
-    let metrics = Metrics::default();
+    let clients = ClientMetrics::default();
+    let metrics = Metrics::new(&clients);
+    let state_manager = HttpStateManager::from_settings(&settings.state_manager, &clients)?
+        .map(|c| Arc::new(c) as Arc<dyn StateManager>);
 
     let stop = CancellationToken::new();
-    let consumer = Consumer::new(&settings, db.clone(), metrics.clone());
+    let applier = Applier::new(db.clone(), state_manager);
+    let consumer = Consumer::new(&settings, db.clone(), applier, metrics.clone());
     let consuming = probes::Consuming(consumer.consuming.clone());
     let consumer = tokio::spawn(consumer.run(stop.clone()));
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use portal_shared::integrations::client::ClientMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -33,6 +34,7 @@ struct Inner {
     outcomes: Family<OutcomeLabels, Counter>,
     dead_lettered: Family<ReasonLabels, Counter>,
     retries: Counter,
+    fetched: Counter,
     processing: Histogram,
     age: Histogram,
     batch: Histogram,
@@ -40,9 +42,17 @@ struct Inner {
     connected: Gauge,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// With the State Manager client's metrics (`clients`) registered beside the consumer's.
+    pub fn new(clients: &ClientMetrics) -> Self {
         let mut registry = Registry::with_prefix("portal_queue_consumer");
+        clients.register(&mut registry);
+        let fetched = Counter::default();
+        registry.register(
+            "conversations_fetched",
+            "Conversations a notification named that the tenant did not have, fetched from the State Manager and opened instead of waiting",
+            fetched.clone(),
+        );
         let consumed = Counter::default();
         let outcomes = Family::<OutcomeLabels, Counter>::default();
         let dead_lettered = Family::<ReasonLabels, Counter>::default();
@@ -107,6 +117,7 @@ impl Default for Metrics {
                 outcomes,
                 dead_lettered,
                 retries,
+                fetched,
                 processing,
                 age,
                 batch,
@@ -141,6 +152,10 @@ impl Metrics {
 
     pub fn retried(&self) {
         self.inner.retries.inc();
+    }
+
+    pub fn fetched(&self) {
+        self.inner.fetched.inc();
     }
 
     pub fn applied_after(&self, age: Duration) {

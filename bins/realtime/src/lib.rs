@@ -112,7 +112,8 @@ pub async fn run(
         settings: realtime.clone(),
         db: db.clone(),
         auth: Authenticator::new(&settings.auth, db.clone())?,
-        conversations: ConversationService::new(db.clone()),
+        // Realtime only reads conversations: nothing of it is propagated.
+        conversations: ConversationService::new(db.clone(), Default::default()),
         fanout: fanout.clone(),
         presence: presence.clone(),
         expiry: Expiry::default(),

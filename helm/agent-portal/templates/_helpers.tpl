@@ -108,6 +108,15 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 {{- end }}
 {{- end }}
 
+{{/* Genesys's OAuth client secret, only when Genesys is configured (config.PORTAL__GENESYS__API_URL),
+and then in every container: only the api calls Genesys, but every binary checks the whole
+configuration at start, and genesys.api_url needs the client secret. */}}
+{{- define "agent-portal.genesysSecretEnv" -}}
+{{- if .Values.config.PORTAL__GENESYS__API_URL }}
+{{ include "agent-portal.secretEnv" (dict "root" . "env" "PORTAL__GENESYS__CLIENT_SECRET") }}
+{{- end }}
+{{- end }}
+
 {{- define "agent-portal.podSecurityContext" -}}
 {{- toYaml .Values.podSecurityContext }}
 {{- end }}

@@ -81,6 +81,9 @@ spec:
             {{- with include "agent-portal.jwtSecretEnv" $root | trim }}
             {{- . | nindent 12 }}
             {{- end }}
+            {{- with include "agent-portal.genesysSecretEnv" $root | trim }}
+            {{- . | nindent 12 }}
+            {{- end }}
             {{- with $v.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}

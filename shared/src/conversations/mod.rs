@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cursor_part;
 use crate::ids::{AgentId, ConversationId, CustomerId};
+use crate::integrations::propagation::SyncStatus;
 use crate::pagination::{Cursor, PageRequest, part};
 
 pub use repo::CUSTOMER_HISTORY_SQL;
@@ -58,6 +59,9 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Where propagation of the portal's changes to the platform (State Manager, Genesys)
+    /// stands; absent before any change was to propagate.
+    pub sync: Option<SyncStatus>,
 }
 
 /// What the list shows of a customer, so it renders without further calls.

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::Result;
 use crate::ids::{AgentId, ConversationId, CustomerId};
+use crate::integrations::propagation::{SyncState, SyncStatus};
 use crate::pagination::{Page, PageRequest};
 use crate::tenancy::TenantTx;
 
@@ -76,6 +77,9 @@ pub(super) struct ConversationRow {
     updated_at: DateTime<Utc>,
     last_activity_at: DateTime<Utc>,
     closed_at: Option<DateTime<Utc>>,
+    sync_state: Option<SyncState>,
+    sync_error: Option<String>,
+    sync_at: Option<DateTime<Utc>>,
 }
 
 impl From<ConversationRow> for Conversation {
@@ -101,6 +105,7 @@ impl From<ConversationRow> for Conversation {
             updated_at: r.updated_at,
             last_activity_at: r.last_activity_at,
             closed_at: r.closed_at,
+            sync: SyncStatus::of(r.sync_state, r.sync_error, r.sync_at),
         }
     }
 }
@@ -114,7 +119,8 @@ macro_rules! columns {
         c.customer_id, cu.display_name AS customer_name, cu.phone_e164 AS customer_phone, \
         c.assigned_agent_id, a.display_name AS assignee_name, \
         c.state_manager_id, c.genesys_conversation_id, c.close_reason, c.last_message_preview, \
-        c.created_at, c.updated_at, c.last_activity_at, c.closed_at"
+        c.created_at, c.updated_at, c.last_activity_at, c.closed_at, \
+        c.sync_state, c.sync_error, c.sync_at"
     };
 }
 macro_rules! joins {

@@ -13,6 +13,9 @@ use super::{
 use crate::agents;
 use crate::events::{self, EventType};
 use crate::ids::{AgentId, ConversationId, CustomerId};
+use crate::integrations::propagation::{
+    self, ChangeKind, ConversationChange, Propagation, Targets,
+};
 use crate::pagination::Page;
 use crate::tenancy::{Db, TenantCtx, TenantTx};
 use crate::{Error, Result};
@@ -31,11 +34,64 @@ pub struct ConversationPatch {
 #[derive(Debug, Clone)]
 pub struct ConversationService {
     db: Db,
+    propagation: Propagation,
+}
+
+/// An agent's action, which the platform must hear of.
+#[derive(Debug)]
+struct AgentAction<'a> {
+    targets: Targets,
+    kind: ChangeKind,
+    by: AgentId,
+    note: Option<&'a str>,
 }
 
 impl ConversationService {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// Agents' changes are propagated to `propagation`'s targets.
+    pub fn new(db: Db, propagation: Propagation) -> Self {
+        Self { db, propagation }
+    }
+
+    fn action<'a>(
+        &self,
+        ctx: &TenantCtx,
+        kind: ChangeKind,
+        note: Option<&'a str>,
+    ) -> AgentAction<'a> {
+        AgentAction {
+            targets: self.propagation.targets,
+            kind,
+            by: ctx.agent_id(),
+            note,
+        }
+    }
+
+    /// Commits an agent's change, and wakes the propagation dispatcher if it queued anything.
+    async fn finish(
+        &self,
+        mut tx: TenantTx,
+        before: &Conversation,
+        action: AgentAction<'_>,
+    ) -> Result<Conversation> {
+        let (conversation, queued) = record_change(
+            &mut tx,
+            before,
+            EventType::ConversationUpdated,
+            Some(action),
+        )
+        .await?;
+        tx.commit().await?;
+        if queued {
+            self.propagation.queued();
+        }
+        Ok(conversation)
+    }
+
+    /// A conversation's `sync` changed: it is sent again (`conversation:updated`).
+    pub(crate) async fn sync_changed(tx: &mut TenantTx, id: ConversationId) -> Result<()> {
+        let current = found(repo::find(tx, id, false).await?, id)?;
+        record_change(tx, &current, EventType::ConversationUpdated, None).await?;
+        Ok(())
     }
 
     #[tracing::instrument(skip(self, ctx, request), fields(tenant_id = %ctx.tenant_id()))]
@@ -138,9 +194,16 @@ impl ConversationService {
             tx.commit().await?;
             return Ok(current);
         }
-        let changed = reassign(&mut tx, &current, assignee, state, Some(ctx.agent_id())).await?;
-        tx.commit().await?;
-        Ok(changed)
+        let kind = if assignee == current_assignee {
+            ChangeKind::StateChanged
+        } else if assignee.is_none() {
+            ChangeKind::Released
+        } else {
+            ChangeKind::Assigned
+        };
+        reassign(&mut tx, &current, assignee, state, Some(ctx.agent_id())).await?;
+        self.finish(tx, &current, self.action(ctx, kind, None))
+            .await
     }
 
     /// Hands the conversation to another active agent of the tenant, with an optional note.
@@ -178,7 +241,8 @@ impl ConversationService {
             note.as_deref(),
         )
         .await?;
-        finish(tx, &current, EventType::ConversationUpdated).await
+        let action = self.action(ctx, ChangeKind::Transferred, note.as_deref());
+        self.finish(tx, &current, action).await
     }
 
     /// Closes the conversation; closing a closed one changes nothing and succeeds.
@@ -198,7 +262,8 @@ impl ConversationService {
         }
         require_acting_assignee(ctx, &current)?;
         repo::close(&mut tx, id, reason.as_deref()).await?;
-        finish(tx, &current, EventType::ConversationUpdated).await
+        self.finish(tx, &current, self.action(ctx, ChangeKind::Closed, None))
+            .await
     }
 
     /// `conversation.created` from the platform: opens the conversation, for the customer
@@ -271,9 +336,9 @@ impl ConversationService {
             return Ok(PlatformChange::Unchanged(current));
         }
         repo::close(tx, id, reason.as_deref()).await?;
-        record_change(tx, &current, EventType::ConversationUpdated)
-            .await
-            .map(PlatformChange::Changed)
+        let (changed, _) =
+            record_change(tx, &current, EventType::ConversationUpdated, None).await?;
+        Ok(PlatformChange::Changed(changed))
     }
 
     /// A locked conversation takes a state and/or assignment from the platform. A closed one
@@ -290,9 +355,9 @@ impl ConversationService {
         }
         if state == Some(ConversationState::Closed) {
             repo::close(tx, id, None).await?;
-            return record_change(tx, &current, EventType::ConversationUpdated)
-                .await
-                .map(PlatformChange::Changed);
+            let (changed, _) =
+                record_change(tx, &current, EventType::ConversationUpdated, None).await?;
+            return Ok(PlatformChange::Changed(changed));
         }
         let current_assignee = current.assignee.as_ref().map(|a| a.id);
         let assignee = assignee.unwrap_or(current_assignee);
@@ -305,9 +370,10 @@ impl ConversationService {
         if assignee == current_assignee && state == current.state {
             return Ok(PlatformChange::Unchanged(current));
         }
-        reassign(tx, &current, assignee, state, None)
-            .await
-            .map(PlatformChange::Changed)
+        reassign(tx, &current, assignee, state, None).await?;
+        let (changed, _) =
+            record_change(tx, &current, EventType::ConversationUpdated, None).await?;
+        Ok(PlatformChange::Changed(changed))
     }
 
     /// `customer.updated`: the conversations still open for the customer are sent again, so
@@ -399,14 +465,14 @@ fn next_state(
     })
 }
 
-/// Writes a new assignee and state, its history row and its event.
+/// Writes a new assignee and state, and its history row; the caller records the event.
 async fn reassign(
     tx: &mut TenantTx,
     current: &Conversation,
     assignee: Option<AgentId>,
     state: ConversationState,
     actor: Option<AgentId>,
-) -> Result<Conversation> {
+) -> Result<()> {
     let current_assignee = current.assignee.as_ref().map(|a| a.id);
     repo::set_assignment(tx, current.id, assignee, state).await?;
     if assignee != current_assignee {
@@ -426,7 +492,7 @@ async fn reassign(
         )
         .await?;
     }
-    record_change(tx, current, EventType::ConversationUpdated).await
+    Ok(())
 }
 
 /// The platform names agents by id; one this tenant does not have (yet) is a missing
@@ -555,22 +621,31 @@ fn matching(filter: &ConversationFilter) -> Result<Matching> {
     Ok(SearchTerm::parse(q).map_or(Matching::Nothing, |term| Matching::Some(Some(term))))
 }
 
-/// Records the change's event and commits.
-async fn finish(mut tx: TenantTx, before: &Conversation, event: EventType) -> Result<Conversation> {
-    let conversation = record_change(&mut tx, before, event).await?;
-    tx.commit().await?;
-    Ok(conversation)
-}
-
 /// Reads the changed conversation back and records its event. The event carries the assignee
 /// and state from before the change too, so the realtime service can tell the agent who lost
-/// the conversation, and the queue it left.
+/// the conversation, and the queue it left. An agent's change is queued for the platform
+/// first, so the event shows it `pending`; true when something was queued.
 async fn record_change(
     tx: &mut TenantTx,
     before: &Conversation,
     event: EventType,
-) -> Result<Conversation> {
-    let conversation = found(repo::find(tx, before.id, false).await?, before.id)?;
+    action: Option<AgentAction<'_>>,
+) -> Result<(Conversation, bool)> {
+    let mut conversation = found(repo::find(tx, before.id, false).await?, before.id)?;
+    let mut queued = false;
+    if let Some(action) = action {
+        let change = ConversationChange::new(
+            action.kind,
+            before,
+            &conversation,
+            action.by,
+            action.note.map(str::to_string),
+        );
+        queued = propagation::enqueue_conversation(tx, action.targets, &change).await?;
+        if queued {
+            conversation = found(repo::find(tx, before.id, false).await?, before.id)?;
+        }
+    }
     // Absent values are omitted, as everywhere in the API and its events.
     let mut previous = serde_json::json!({ "state": before.state });
     if let Some(assignee) = &before.assignee {
@@ -582,5 +657,5 @@ async fn record_change(
         &serde_json::json!({ "conversation": conversation, "previous": previous }),
     )
     .await?;
-    Ok(conversation)
+    Ok((conversation, queued))
 }

@@ -5,6 +5,7 @@
 //! [`CustomerService`] answers the profile an agent sees, under the conversation rules: an
 //! agent sees a customer only through a conversation it may see.
 
+mod enrichment;
 pub mod phone;
 mod repo;
 pub mod service;
@@ -17,8 +18,10 @@ use serde::Serialize;
 
 use crate::conversations::{Conversation, ConversationState, TimelineEntry};
 use crate::ids::{ConversationId, CustomerId};
+use crate::integrations::propagation::SyncStatus;
 
-pub use repo::{CustomerChange, open_conversations, upsert_by_phone};
+pub use enrichment::Enricher;
+pub use repo::{CustomerChange, link_state_manager_id, open_conversations, upsert_by_phone};
 pub use service::{CustomerEdit, CustomerService, Edited};
 
 /// The entity tag of a customer as it is now: it changes with every change of the row.
@@ -54,10 +57,25 @@ pub struct CustomerProfile {
     pub open_conversation: Option<OpenConversation>,
     /// The customer's conversations, by state.
     pub conversations: ConversationCounts,
-    /// Whether fields the State Manager holds were added: `not_configured` while no State
-    /// Manager is configured; `unavailable` when it did not answer in time (the local data
-    /// is answered without it); `enriched` otherwise.
+    /// The customer's ids in other systems.
+    pub external_ids: ExternalIds,
+    /// Whether fields the State Manager holds were added (an email, attributes the portal
+    /// lacks; the portal's own values win): `enriched` when they were; `not_configured` while
+    /// no State Manager is configured; `not_linked` when it does not know the customer;
+    /// `unavailable` when it did not answer in time or is failing (the local data is
+    /// answered without it).
     pub enrichment: Enrichment,
+    /// Where propagation of edits to the State Manager stands; absent before any edit was
+    /// to propagate.
+    pub sync: Option<SyncStatus>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, Default, Serialize, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ExternalIds {
+    /// The customer's id in the State Manager.
+    pub state_manager: Option<String>,
 }
 
 /// One conversation of a customer's history, with what happened to it, oldest step first.
@@ -87,4 +105,5 @@ pub enum Enrichment {
     Enriched,
     Unavailable,
     NotConfigured,
+    NotLinked,
 }

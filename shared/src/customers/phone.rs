@@ -37,6 +37,17 @@ pub fn normalize(input: &str, region: Option<&str>) -> Result<String, PhoneError
     Ok(number.format().mode(Mode::E164).to_string())
 }
 
+/// Whether `phone` is written in E.164 (`+` and 7 to 15 digits, the first not 0), as upstream
+/// systems hand numbers over; unlike [`normalize`] it does not judge whether the number exists
+/// (upstream is the record of that).
+pub fn is_e164(phone: &str) -> bool {
+    phone.strip_prefix('+').is_some_and(|digits| {
+        (7..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +87,15 @@ mod tests {
             normalize("600 123 456", Some("ZZ")),
             Err(PhoneError::NoRegion)
         );
+    }
+
+    #[test]
+    fn e164_is_a_plus_and_7_to_15_digits() {
+        assert!(is_e164("+447700900777"));
+        assert!(!is_e164("447700900777"));
+        assert!(!is_e164("+0447700900777"));
+        assert!(!is_e164("+44 7700 900777"));
+        assert!(!is_e164("+123456"));
+        assert!(!is_e164("+1234567890123456"));
     }
 }

@@ -87,6 +87,10 @@ pub(super) struct ProfileRow {
     pub open_id: Option<Uuid>,
     pub open_state: Option<crate::conversations::ConversationState>,
     pub open_assignee: Option<Uuid>,
+    pub state_manager_id: Option<String>,
+    pub sync_state: Option<crate::integrations::propagation::SyncState>,
+    pub sync_error: Option<String>,
+    pub sync_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The customer with the summary of their conversations: any customer of the tenant for a
@@ -102,7 +106,8 @@ pub(super) async fn find_profile(
     Ok(sqlx::query_as(concat!(
         "SELECT c.id, c.display_name, c.phone_e164, c.email, c.attributes, c.created_at, \
                 c.updated_at, s.first_contact_at, s.last_contact_at, s.active, s.waiting, s.closed, \
-                o.id AS open_id, o.state AS open_state, o.assigned_agent_id AS open_assignee \
+                o.id AS open_id, o.state AS open_state, o.assigned_agent_id AS open_assignee, \
+                c.state_manager_id, c.sync_state, c.sync_error, c.sync_at \
          FROM customers c \
          CROSS JOIN LATERAL ( \
              SELECT min(v.created_at) AS first_contact_at, \
@@ -220,4 +225,47 @@ pub(super) async fn update(
     .fetch_optional(tx.conn())
     .await?;
     Ok(row.map(|(shown,)| shown))
+}
+
+/// The customer as the State Manager is told of it after an edit; `None` when the State
+/// Manager does not know the customer (no `state_manager_id`).
+pub(super) async fn as_propagated(
+    tx: &mut TenantTx,
+    id: CustomerId,
+) -> Result<
+    Option<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        serde_json::Value,
+    )>,
+> {
+    Ok(sqlx::query_as(
+        "SELECT state_manager_id, display_name, email, phone_e164, attributes FROM customers \
+         WHERE tenant_id = $1 AND id = $2 AND state_manager_id IS NOT NULL",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(id.0)
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+/// Links the customer to the State Manager's id for them, unless it is linked already.
+pub async fn link_state_manager_id(
+    tx: &mut TenantTx,
+    id: CustomerId,
+    state_manager_id: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE customers SET state_manager_id = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND state_manager_id IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM customers o WHERE o.tenant_id = $1 AND o.state_manager_id = $3)",
+    )
+    .bind(tx.tenant_id().0)
+    .bind(id.0)
+    .bind(state_manager_id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }

@@ -4,13 +4,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::repo::{self, Edit};
 use super::{
-    ConversationCounts, CustomerProfile, Enrichment, HistoryEntry, OpenConversation, etag, phone,
+    ConversationCounts, CustomerProfile, Enricher, Enrichment, ExternalIds, HistoryEntry,
+    OpenConversation, etag, phone,
 };
 use crate::conversations::service::{may_see_parts, visibility};
 use crate::conversations::{
     self, ConversationService, CustomerHistoryCursor, TimelineEntry, TimelineKind,
 };
 use crate::ids::{AgentId, ConversationId, CustomerId};
+use crate::integrations::propagation::{self, CustomerChange, Propagation, SyncStatus};
 use crate::pagination::{Page, PageRequest};
 use crate::tenancy::{Db, TenantCtx};
 use crate::{Error, Result};
@@ -43,11 +45,18 @@ pub enum Edited {
 #[derive(Debug, Clone)]
 pub struct CustomerService {
     db: Db,
+    propagation: Propagation,
+    /// Present when a State Manager is configured.
+    enricher: Option<Enricher>,
 }
 
 impl CustomerService {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, propagation: Propagation, enricher: Option<Enricher>) -> Self {
+        Self {
+            db,
+            propagation,
+            enricher,
+        }
     }
 
     /// Applies an edit if the customer is still as the caller saw it (`if_match`: the
@@ -104,7 +113,28 @@ impl CustomerService {
         if changed == Some(true) {
             ConversationService::customer_renamed(&mut tx, id).await?;
         }
+        let mut queued = false;
+        if changed.is_some()
+            && let Some((state_manager_id, display_name, email, phone_e164, attributes)) =
+                repo::as_propagated(&mut tx, id).await?
+        {
+            let change = CustomerChange {
+                customer_id: id,
+                state_manager_id,
+                display_name,
+                email,
+                phone_e164,
+                attributes,
+                by_agent_id: ctx.agent_id(),
+                occurred_at: chrono::Utc::now(),
+            };
+            queued =
+                propagation::enqueue_customer(&mut tx, self.propagation.targets, &change).await?;
+        }
         tx.commit().await?;
+        if queued {
+            self.propagation.queued();
+        }
         Ok(Edited::Done(Box::new(self.get(ctx, id).await?)))
     }
 
@@ -161,8 +191,9 @@ impl CustomerService {
         })
     }
 
-    /// The profile, from local data. An agent sees a customer only through a conversation it
-    /// may see; any other customer, and every customer of another tenant, is missing.
+    /// The profile, from local data enriched from the State Manager when one is configured.
+    /// An agent sees a customer only through a conversation it may see; any other customer,
+    /// and every customer of another tenant, is missing.
     #[tracing::instrument(skip(self, ctx), fields(tenant_id = %ctx.tenant_id()))]
     pub async fn get(&self, ctx: &TenantCtx, id: CustomerId) -> Result<CustomerProfile> {
         let mut tx = self.db.begin(ctx).await?;
@@ -182,7 +213,7 @@ impl CustomerService {
             }
             _ => None,
         };
-        Ok(CustomerProfile {
+        let mut profile = CustomerProfile {
             id: CustomerId(row.id),
             display_name: row.display_name,
             phone: row.phone_e164,
@@ -198,8 +229,16 @@ impl CustomerService {
                 waiting: row.waiting,
                 closed: row.closed,
             },
+            external_ids: ExternalIds {
+                state_manager: row.state_manager_id,
+            },
             enrichment: Enrichment::NotConfigured,
-        })
+            sync: SyncStatus::of(row.sync_state, row.sync_error, row.sync_at),
+        };
+        if let Some(enricher) = &self.enricher {
+            enricher.enrich(ctx.tenant_id(), &mut profile).await;
+        }
+        Ok(profile)
     }
 }
 

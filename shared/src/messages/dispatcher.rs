@@ -1,9 +1,9 @@
 //! Delivers pending outbound messages to the Outbound Transformer.
 //!
-//! Each message's outbox row is claimed under a lease (see the messages migration), so any
-//! number of dispatchers, in any number of processes, deliver each message one attempt at a
-//! time. A 2xx marks the message `sent`; a 4xx marks it `failed` with the transformer's
-//! reason; a timeout, a connection error, a 5xx, 408 or 429 is retried with exponential
+//! The message outbox on the one [`crate::outbox`] mechanism: any number of dispatchers, in
+//! any number of processes, deliver each message one attempt at a time. A 2xx marks the
+//! message `sent`; a 4xx marks it `failed` with the transformer's reason; a timeout, a
+//! connection error, a 5xx, 408 or 429 (or the transformer's circuit open) is retried with
 //! backoff and jitter until `max_attempts`, then marked `failed`. A dispatcher that dies
 //! mid-attempt leaves its row to become due again when the lease runs out; the transformer
 //! drops the repeated attempt by its `Idempotency-Key` (our message id) if the first got through.
@@ -18,7 +18,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -27,12 +26,13 @@ use super::receipts;
 use super::repo::{self, Claim};
 use super::service::{MAX_FAILURE_REASON_CHARS, StatusChange, apply_status};
 use super::{Message, MessageStatus};
-use crate::config::{DispatcherSettings, TransformerSettings};
+use crate::Result;
+use crate::config::DispatcherSettings;
 use crate::conversations::{self, Conversation};
 use crate::ids::TenantId;
+use crate::integrations::transformer::{OutboundContent, OutboundMessage, TransformerClient};
+use crate::outbox::{self, Next, Outbox};
 use crate::tenancy::{Db, TenantTx};
-use crate::transformer::{DeliveryError, OutboundContent, OutboundMessage, TransformerClient};
-use crate::{Error, Result};
 
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -58,7 +58,7 @@ impl DeliveryMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "message_delivery_attempts",
-            "Attempts to hand a message to the Outbound Transformer, by outcome: sent, rejected (4xx, failed), retry (5xx, timeout, unreachable), gave_up (failed after max_attempts)",
+            "Attempts to hand a message to the Outbound Transformer, by outcome: sent, rejected (4xx, failed), retry (5xx, timeout, unreachable, circuit open), gave_up (failed after max_attempts)",
             self.attempts.clone(),
         );
     }
@@ -74,87 +74,25 @@ impl Dispatcher {
     /// `queued` is the signal [`super::MessageService`] gives when it stores a message.
     pub fn new(
         db: Db,
-        transformer: &TransformerSettings,
+        transformer: TransformerClient,
         settings: DispatcherSettings,
         queued: Arc<Notify>,
         metrics: DeliveryMetrics,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
+    ) -> Self {
+        Self {
             db,
-            transformer: TransformerClient::new(transformer)?,
+            transformer,
             settings,
             queued,
             metrics,
-        })
+        }
     }
 
     /// Delivers until `shutdown` is cancelled, then lets the attempts in flight finish.
     pub async fn run(self, shutdown: CancellationToken) {
-        let this = Arc::new(self);
-        let concurrency = this.settings.concurrency as usize;
-        let lease = this.lease();
-        let poll = Duration::from_millis(this.settings.poll_interval_ms);
-        let mut in_flight = JoinSet::new();
-        tracing::info!(concurrency, "dispatcher started");
-        loop {
-            while in_flight.try_join_next().is_some() {}
-            let free = concurrency.saturating_sub(in_flight.len());
-            if free > 0 {
-                match repo::claim(this.db.pool(), free as u32, lease).await {
-                    Ok(claims) => {
-                        let full = claims.len() == free;
-                        for claim in claims {
-                            in_flight.spawn(Arc::clone(&this).deliver(claim));
-                        }
-                        // More may be due: claim again as soon as a slot frees up.
-                        if full {
-                            continue;
-                        }
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = ?err, "could not claim due messages; retrying at the next poll");
-                    }
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = this.queued.notified() => {}
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                () = tokio::time::sleep(poll) => {}
-            }
-        }
-        tracing::info!(
-            in_flight = in_flight.len(),
-            "dispatcher stopping; finishing attempts in flight"
-        );
-        while in_flight.join_next().await.is_some() {}
-    }
-
-    fn lease(&self) -> Duration {
-        Duration::from_millis(self.settings.lease_ms)
-    }
-
-    async fn deliver(self: Arc<Self>, claim: Claim) {
-        // Each attempt is a trace of its own, linked to the request that stored the message
-        // (an attempt may come minutes later, from another process).
-        let span = tracing::info_span!(
-            "deliver message",
-            otel.kind = "client",
-            message_id = %claim.message_id,
-            tenant_id = %claim.tenant_id,
-            attempt = claim.attempts,
-        );
-        if let Some(traceparent) = &claim.traceparent {
-            let stored = crate::telemetry::context_of(traceparent);
-            span.add_link(stored.span().span_context().clone());
-        }
-        if let Err(err) = self.attempt(&claim, Instant::now()).instrument(span).await {
-            // The row stays claimed until its lease runs out, then another attempt is made.
-            tracing::warn!(
-                message_id = %claim.message_id, tenant_id = %claim.tenant_id, error = ?err,
-                "delivery attempt could not be recorded; it will be retried after the lease"
-            );
-        }
+        let settings = self.settings.clone();
+        let queued = self.queued.clone();
+        outbox::run(Arc::new(self), settings, queued, shutdown).await;
     }
 
     async fn attempt(&self, claim: &Claim, claimed_at: Instant) -> Result<()> {
@@ -169,9 +107,7 @@ impl Dispatcher {
             conversations::repo::find(&mut tx, message.conversation_id, false).await?;
         // No transaction stays open while the transformer is called.
         tx.commit().await?;
-        // Only start a request that will end before the lease does; otherwise another
-        // dispatcher could start a second attempt while this one is still waiting.
-        if claimed_at.elapsed() + self.transformer.timeout() >= self.lease() {
+        if !outbox::fits_in_lease(&self.settings, claimed_at, self.transformer.timeout()) {
             tracing::warn!(
                 "the database was too slow to attempt delivery within the lease; leaving it to the next claim"
             );
@@ -197,35 +133,54 @@ impl Dispatcher {
                 self.metrics.record("sent");
                 tracing::info!("message sent");
             }
-            Err(DeliveryError::Rejected(reason)) => {
-                self.metrics.record("rejected");
-                if repo::release(&mut tx, claim).await? {
-                    tracing::warn!(%reason, "message rejected by the transformer");
-                    set_status(&mut tx, &message, failed(reason)).await?;
-                }
-            }
-            Err(DeliveryError::Retryable {
-                reason,
-                retry_after,
-            }) => {
-                if claim.attempts >= self.settings.max_attempts as i32 {
-                    self.metrics.record("gave_up");
+            Err(err) => match outbox::after_failure(&self.settings, claim.attempts, &err) {
+                Next::Fail { reason, outcome } => {
+                    self.metrics.record(outcome);
                     if repo::release(&mut tx, claim).await? {
-                        let reason = format!("gave up after {} attempts: {reason}", claim.attempts);
                         tracing::warn!(%reason, "message failed");
                         set_status(&mut tx, &message, failed(reason)).await?;
                     }
-                } else {
+                }
+                Next::Retry { at, reason } => {
                     self.metrics.record("retry");
-                    let delay = backoff(&self.settings, claim.attempts, retry_after);
-                    tracing::info!(%reason, retry_in_ms = delay.as_millis() as u64, "delivery will be retried");
-                    let at =
-                        Utc::now() + chrono::Duration::from_std(delay).map_err(Error::internal)?;
+                    tracing::info!(%reason, retry_at = %at, "delivery will be retried");
                     repo::reschedule(&mut tx, claim, at, &reason).await?;
                 }
-            }
+            },
         }
         tx.commit().await
+    }
+}
+
+impl Outbox for Dispatcher {
+    type Claim = Claim;
+    const NAME: &'static str = "messages";
+
+    async fn claim(&self, batch: u32, lease: Duration) -> Result<Vec<Claim>> {
+        repo::claim(self.db.pool(), batch, lease).await
+    }
+
+    async fn deliver(self: Arc<Self>, claim: Claim, claimed_at: Instant) {
+        // Each attempt is a trace of its own, linked to the request that stored the message
+        // (an attempt may come minutes later, from another process).
+        let span = tracing::info_span!(
+            "deliver message",
+            otel.kind = "client",
+            message_id = %claim.message_id,
+            tenant_id = %claim.tenant_id,
+            attempt = claim.attempts,
+        );
+        if let Some(traceparent) = &claim.traceparent {
+            let stored = crate::telemetry::context_of(traceparent);
+            span.add_link(stored.span().span_context().clone());
+        }
+        if let Err(err) = self.attempt(&claim, claimed_at).instrument(span).await {
+            // The row stays claimed until its lease runs out, then another attempt is made.
+            tracing::warn!(
+                message_id = %claim.message_id, tenant_id = %claim.tenant_id, error = ?err,
+                "delivery attempt could not be recorded; it will be retried after the lease"
+            );
+        }
     }
 }
 
@@ -282,46 +237,5 @@ fn outbound_message(
             },
         },
         created_at: message.created_at,
-    }
-}
-
-/// [`crate::backoff::delay`], with a `Retry-After` honoured up to the maximum.
-fn backoff(
-    settings: &DispatcherSettings,
-    attempts: i32,
-    retry_after: Option<Duration>,
-) -> Duration {
-    let max = Duration::from_millis(settings.backoff_max_ms);
-    let jittered = crate::backoff::delay(
-        Duration::from_millis(settings.backoff_initial_ms),
-        max,
-        u32::try_from(attempts).unwrap_or(1),
-    );
-    jittered.max(retry_after.unwrap_or_default().min(max))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings() -> DispatcherSettings {
-        DispatcherSettings {
-            enabled: true,
-            concurrency: 1,
-            poll_interval_ms: 1000,
-            lease_ms: 30_000,
-            max_attempts: 10,
-            backoff_initial_ms: 1000,
-            backoff_max_ms: 60_000,
-        }
-    }
-
-    #[test]
-    fn backoff_honours_retry_after_up_to_the_maximum() {
-        let s = settings();
-        let d = backoff(&s, 1, Some(Duration::from_secs(30)));
-        assert_eq!(d, Duration::from_secs(30));
-        let d = backoff(&s, 1, Some(Duration::from_secs(3600)));
-        assert_eq!(d, Duration::from_secs(60));
     }
 }

@@ -7,11 +7,14 @@
 //! agent not yet provisioned), worth another try later; a [`Refusal::Transient`] is the
 //! database's trouble, worth retrying as it is.
 
+use std::sync::Arc;
+
 use super::envelope::{Envelope, Notification, ReceiptError};
 use super::processed;
 use crate::Error;
 use crate::conversations::{ConversationService, PlatformChange, PlatformConversation};
 use crate::customers;
+use crate::integrations::state_manager::StateManager;
 use crate::messages::MediaContent;
 use crate::messages::inbound::{self, Inbound, Received};
 use crate::messages::receipts::{self, Receipt, ReceiptOutcome};
@@ -79,11 +82,73 @@ impl From<Error> for Refusal {
 #[derive(Debug, Clone)]
 pub struct Applier {
     db: Db,
+    /// Asked for the conversations notifications name that the tenant does not have yet.
+    state_manager: Option<Arc<dyn StateManager>>,
 }
 
 impl Applier {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, state_manager: Option<Arc<dyn StateManager>>) -> Self {
+        Self { db, state_manager }
+    }
+
+    /// The conversation `envelope` names, which the tenant does not have (its
+    /// `conversation.created` is late or was lost): fetched from the State Manager and opened
+    /// as that notification would have; then the envelope can be applied at once. False when
+    /// no State Manager is configured, it does not know the conversation either, or it does
+    /// not answer: the envelope waits then.
+    pub async fn fetch_missing_conversation(&self, envelope: &Envelope) -> Result<bool, Refusal> {
+        let (Some(state_manager), Some(id)) = (
+            &self.state_manager,
+            envelope.notification.state_manager_id(),
+        ) else {
+            return Ok(false);
+        };
+        let tenant = envelope.tenant_id;
+        let remote = match state_manager.conversation(tenant, id).await {
+            Ok(Some(remote)) => remote,
+            Ok(None) => {
+                tracing::info!(
+                    state_manager_id = id,
+                    "the State Manager does not know the conversation either"
+                );
+                return Ok(false);
+            }
+            Err(err) => {
+                tracing::warn!(state_manager_id = id, error = %err, "could not fetch the conversation from the State Manager");
+                return Ok(false);
+            }
+        };
+        let phone = &remote.customer.phone_e164;
+        if !customers::phone::is_e164(phone) {
+            tracing::warn!(
+                state_manager_id = id,
+                "the State Manager's conversation has no valid customer phone"
+            );
+            return Ok(false);
+        }
+        let mut tx = self.db.begin_for(tenant).await?;
+        let found =
+            customers::upsert_by_phone(&mut tx, phone, remote.customer.display_name.as_deref())
+                .await?;
+        if let Some(customer) = &remote.customer.id {
+            customers::link_state_manager_id(&mut tx, found.id, customer).await?;
+        }
+        if found.renamed {
+            ConversationService::customer_renamed(&mut tx, found.id).await?;
+        }
+        let opened = PlatformConversation {
+            state_manager_id: id.to_string(),
+            genesys_conversation_id: remote.genesys_conversation_id.clone(),
+            state: remote.state,
+            assignee: Some(remote.assigned_agent_id),
+        };
+        ConversationService::open_from_platform(&mut tx, found.id, &opened).await?;
+        tx.commit().await?;
+        tracing::info!(
+            state_manager_id = id,
+            "fetched a missing conversation from the State Manager"
+        );
+        Ok(true)
     }
 
     /// Applies `envelope` (parsed from `body`, which is kept with a receipt that has to wait)

@@ -142,6 +142,22 @@ impl Notification {
             Self::CustomerUpdated { .. } => "customer.updated",
         }
     }
+
+    /// The existing conversation it is about, by its State Manager id.
+    pub fn state_manager_id(&self) -> Option<&str> {
+        match self {
+            Self::ConversationUpdated {
+                state_manager_id, ..
+            }
+            | Self::ConversationClosed {
+                state_manager_id, ..
+            }
+            | Self::MessageReceived {
+                state_manager_id, ..
+            } => Some(state_manager_id),
+            _ => None,
+        }
+    }
 }
 
 /// A field present (possibly `null`) versus absent.

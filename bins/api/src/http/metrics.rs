@@ -1,5 +1,6 @@
-//! Prometheus metrics: requests by route and status, latency, database pool usage, and the
-//! outbox of messages waiting for delivery.
+//! Prometheus metrics: requests by route and status, latency, database pool usage, the
+//! outbox of messages waiting for delivery, the changes waiting for propagation to the
+//! platform, and the calls made to the platform's services.
 //!
 //! The route label is the operation id (bounded), never the raw path (unbounded: it holds ids).
 
@@ -8,6 +9,8 @@ use std::time::Instant;
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::OperationId;
+use portal_shared::integrations::client::ClientMetrics;
+use portal_shared::integrations::propagation::{self, PropagationMetrics};
 use portal_shared::messages::{DeliveryMetrics, dispatcher};
 use portal_shared::tenancy::Db;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -35,6 +38,11 @@ struct PoolLabels {
     state: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: &'static str,
+}
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -48,7 +56,17 @@ struct Inner {
     pool: Family<PoolLabels, Gauge>,
     outbox_waiting: Gauge,
     outbox_oldest_age: Gauge,
+    propagation_waiting: Family<TargetLabels, Gauge>,
+    propagation_oldest_age: Family<TargetLabels, Gauge>,
     db: Db,
+}
+
+/// The metrics the API's parts keep themselves, registered with the API's.
+#[derive(Debug, Clone, Default)]
+pub struct PartMetrics {
+    pub deliveries: DeliveryMetrics,
+    pub propagation: PropagationMetrics,
+    pub clients: ClientMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -57,9 +75,11 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new(db: Db, deliveries: &DeliveryMetrics) -> Self {
+    pub fn new(db: Db, parts: &PartMetrics) -> Self {
         let mut registry = Registry::with_prefix("portal_api");
-        deliveries.register(&mut registry);
+        parts.deliveries.register(&mut registry);
+        parts.propagation.register(&mut registry);
+        parts.clients.register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -92,6 +112,18 @@ impl Metrics {
             "Age of the oldest message waiting for delivery (0 when none waits)",
             outbox_oldest_age.clone(),
         );
+        let propagation_waiting = Family::<TargetLabels, Gauge>::default();
+        let propagation_oldest_age = Family::<TargetLabels, Gauge>::default();
+        registry.register(
+            "propagation_outbox_changes",
+            "Changes waiting for propagation to the platform, by target (state_manager, genesys), all tenants",
+            propagation_waiting.clone(),
+        );
+        registry.register(
+            "propagation_outbox_oldest_age_seconds",
+            "Age of the oldest change waiting for propagation, by target (0 when none waits)",
+            propagation_oldest_age.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -100,6 +132,8 @@ impl Metrics {
                 pool,
                 outbox_waiting,
                 outbox_oldest_age,
+                propagation_waiting,
+                propagation_oldest_age,
                 db,
             }),
         }
@@ -133,6 +167,24 @@ impl Metrics {
             }
             // Stale gauges are better than none; /readyz reports the database.
             Err(err) => tracing::debug!(error = %err, "could not read the outbox backlog"),
+        }
+        match propagation::backlog(&self.inner.db).await {
+            Ok(backlogs) => {
+                for backlog in backlogs {
+                    let target = TargetLabels {
+                        target: backlog.target.as_str(),
+                    };
+                    self.inner
+                        .propagation_waiting
+                        .get_or_create(&target)
+                        .set(backlog.waiting);
+                    self.inner
+                        .propagation_oldest_age
+                        .get_or_create(&target)
+                        .set(backlog.oldest_age_secs);
+                }
+            }
+            Err(err) => tracing::debug!(error = %err, "could not read the propagation backlog"),
         }
         let usage = self.inner.db.pool_usage();
         let in_use = usage.size.saturating_sub(usage.idle);

@@ -5,6 +5,7 @@ use std::time::Duration;
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{IntoResponse, Response, handler};
+use portal_shared::integrations::{Integrations, propagation};
 use portal_shared::messages::dispatcher;
 use portal_shared::readiness::check;
 use portal_shared::tenancy::Db;
@@ -35,9 +36,15 @@ pub struct Redis(pub ConnectionManager);
 
 /// Ready: Postgres answers within a second. Redis is reported but does not make the API
 /// unready: while it is down, events wait in Postgres and the relay publishes them later,
-/// and agents' online flags are unknown.
+/// and agents' online flags are unknown. The platform's services are reported, with the
+/// backlogs waiting for them, and never make the API unready either: what is meant for them
+/// waits in the outboxes.
 #[handler]
-pub async fn readyz(db: Data<&Db>, redis: Data<&Redis>) -> Response {
+pub async fn readyz(
+    db: Data<&Db>,
+    redis: Data<&Redis>,
+    integrations: Data<&Integrations>,
+) -> Response {
     let postgres = check(db.ping()).await;
     let mut checks = json!({ "postgres": postgres });
     let mut conn = redis.0.0.clone();
@@ -49,8 +56,11 @@ pub async fn readyz(db: Data<&Db>, redis: Data<&Redis>) -> Response {
     };
     checks["redis"] = json!(check(ping).await);
     let ready = postgres == "ok";
-    let mut body =
-        json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": checks });
+    let mut body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "checks": checks,
+        "integrations": integrations.report(),
+    });
     // Informational: a growing backlog means the transformer is down or slow, which the API
     // itself survives (messages wait in the outbox), so it does not make the API unready.
     if ready
@@ -59,6 +69,19 @@ pub async fn readyz(db: Data<&Db>, redis: Data<&Redis>) -> Response {
     {
         body["outbox"] =
             json!({ "waiting": backlog.waiting, "oldest_age_secs": backlog.oldest_age_secs });
+    }
+    if ready
+        && let Ok(Ok(backlogs)) =
+            tokio::time::timeout(Duration::from_secs(1), propagation::backlog(&db)).await
+    {
+        let mut by_target = serde_json::Map::new();
+        for backlog in backlogs {
+            by_target.insert(
+                backlog.target.as_str().to_string(),
+                json!({ "waiting": backlog.waiting, "oldest_age_secs": backlog.oldest_age_secs }),
+            );
+        }
+        body["propagation"] = serde_json::Value::Object(by_target);
     }
     let body = Json(body);
     body.with_status(if ready {

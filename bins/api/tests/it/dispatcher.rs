@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use portal_shared::auth::Authenticator;
 use portal_shared::config::Settings;
+use portal_shared::integrations::client::ClientMetrics;
+use portal_shared::integrations::transformer::TransformerClient;
 use portal_shared::messages::receipts::{self, Receipt, ReceiptOutcome};
 use portal_shared::messages::{DeliveryMetrics, Dispatcher};
 use portal_shared::tenancy::Db;
@@ -24,6 +26,9 @@ use crate::helpers::*;
 /// Short timeouts and backoff so retries happen within a test.
 const FAST: &[(&str, &str)] = &[
     ("PORTAL__TRANSFORMER__TIMEOUT_MS", "400"),
+    ("PORTAL__TRANSFORMER__CONNECT_TIMEOUT_MS", "400"),
+    // These tests are about the outbox: the circuit stays closed (it has tests of its own).
+    ("PORTAL__TRANSFORMER__CIRCUIT_FAILURES", "1000"),
     ("PORTAL__DISPATCHER__LEASE_MS", "1500"),
     ("PORTAL__DISPATCHER__POLL_INTERVAL_MS", "50"),
     ("PORTAL__DISPATCHER__BACKOFF_INITIAL_MS", "20"),
@@ -60,14 +65,15 @@ fn start_dispatcher(
     env.push(("PORTAL__AUTH__JWT_SECRET".into(), SECRET.into()));
     let settings = Settings::load_from(None, env).unwrap();
     let db = Db::new(portal_shared::db::pool(&settings.database).unwrap());
+    let transformer =
+        TransformerClient::new(&settings.transformer, &ClientMetrics::default()).unwrap();
     let dispatcher = Dispatcher::new(
         db,
-        &settings.transformer,
+        transformer,
         settings.dispatcher.clone(),
         Arc::new(Notify::new()),
         DeliveryMetrics::default(),
-    )
-    .unwrap();
+    );
     let stop = CancellationToken::new();
     (tokio::spawn(dispatcher.run(stop.clone())), stop)
 }

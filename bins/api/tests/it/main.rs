@@ -16,5 +16,6 @@ mod events;
 mod helpers;
 mod messages;
 mod presence;
+mod propagation;
 mod templates;
 mod tenancy;

@@ -182,3 +182,81 @@ async fn a_message_ahead_of_its_conversation_waits_for_it() {
     consumer.stop().await;
     h.finish().await;
 }
+
+#[tokio::test]
+async fn a_conversation_the_tenant_lacks_is_fetched_from_the_state_manager_instead_of_waiting() {
+    let state_manager = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/conversations/sm-elsewhere"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({
+            "id": "sm-elsewhere",
+            "state": "waiting",
+            "genesys_conversation_id": "gen-77",
+            "customer": { "id": "sm-cust-77", "phone_e164": "+447700900777", "display_name": "Greta" }
+        })))
+        .mount(&state_manager)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(404))
+        .mount(&state_manager)
+        .await;
+    let h = Harness::new().await;
+    let url = state_manager.uri();
+    // Waiting would take minutes: only the fetch can make this test pass in time.
+    let consumer = h
+        .start(&[
+            ("PORTAL__STATE_MANAGER__URL", url.as_str()),
+            ("PORTAL__CONSUMER__MISSING_RETRY_MS", "600000"),
+        ])
+        .await;
+    let w = &h.world;
+    h.publish(
+        w.a,
+        "message.received",
+        received("sm-elsewhere", "wamid.E1", "hello from nowhere"),
+    )
+    .await;
+    let event = h.next_event("conversation:new").await;
+    assert_eq!(
+        event["payload"]["conversation"]["state_manager_id"],
+        "sm-elsewhere"
+    );
+    assert_eq!(
+        event["payload"]["conversation"]["genesys_conversation_id"],
+        "gen-77"
+    );
+    assert_eq!(
+        event["payload"]["conversation"]["customer"]["display_name"],
+        "Greta"
+    );
+    let event = h.next_event("message:new").await;
+    assert_eq!(event["payload"]["message"]["text"], "hello from nowhere");
+    assert_eq!(
+        h.count("SELECT count(*) FROM customers WHERE state_manager_id = 'sm-cust-77'")
+            .await,
+        1
+    );
+    assert_eq!(
+        consumer
+            .metric("portal_queue_consumer_conversations_fetched_total")
+            .await,
+        1.0
+    );
+    // One the State Manager does not know either still waits.
+    h.publish(
+        w.a,
+        "message.received",
+        received("sm-nowhere", "wamid.E2", "lost"),
+    )
+    .await;
+    while consumer
+        .metric("portal_queue_consumer_messages_total{outcome=\"waiting\"}")
+        .await
+        < 1.0
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.depth(".dlq").await, 0);
+    consumer.stop().await;
+    h.finish().await;
+}

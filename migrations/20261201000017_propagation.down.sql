@@ -1,0 +1,10 @@
+DROP FUNCTION integration_outbox_backlog();
+DROP FUNCTION claim_integration_outbox(integer, interval);
+DROP TABLE integration_outbox;
+ALTER TABLE customers DROP COLUMN sync_at, DROP COLUMN sync_error, DROP COLUMN sync_state;
+ALTER TABLE conversations DROP COLUMN sync_at, DROP COLUMN sync_error, DROP COLUMN sync_state;
+DROP TYPE sync_state;
+ALTER TABLE tenants DROP COLUMN genesys_queue_id;
+DROP INDEX customers_state_manager_id;
+ALTER TABLE customers DROP COLUMN state_manager_id;
+ALTER TABLE agents DROP COLUMN genesys_user_id;
