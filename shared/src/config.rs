@@ -31,6 +31,7 @@ pub struct Settings {
     pub state_manager: StateManagerSettings,
     pub genesys: GenesysSettings,
     pub propagation: DispatcherSettings,
+    pub rate_limit: RateLimitSettings,
     pub events: EventsSettings,
     pub presence: PresenceSettings,
     pub realtime: RealtimeSettings,
@@ -259,6 +260,21 @@ pub struct DispatcherSettings {
     pub backoff_max_ms: u64,
 }
 
+/// REST rate limits (see [`crate::rate_limit`]): requests per second and burst, per tenant and
+/// per agent; a tenant's own limits (`tenants.rate_limit_*`) replace the defaults.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub tenant_per_sec: u32,
+    pub tenant_burst: u32,
+    pub agent_per_sec: u32,
+    pub agent_burst: u32,
+    /// Prefix of the Redis keys (`{prefix}:tenant:{id}`, `{prefix}:agent:{id}`).
+    pub key_prefix: String,
+    /// How long a tenant's own limits are used before they are read again.
+    pub tenant_limits_cache_secs: u64,
+}
+
 /// Publishing event rows to Redis pub/sub for the realtime service.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventsSettings {
@@ -439,6 +455,15 @@ lease_ms = 30000
 max_attempts = 10
 backoff_initial_ms = 1000
 backoff_max_ms = 60000
+
+[rate_limit]
+enabled = true
+tenant_per_sec = 500
+tenant_burst = 1000
+agent_per_sec = 20
+agent_burst = 40
+key_prefix = "portal:ratelimit"
+tenant_limits_cache_secs = 60
 
 [events]
 publish = true
@@ -722,6 +747,20 @@ impl Settings {
                     "backoff_initial_ms must be at least 1 and backoff_max_ms at least backoff_initial_ms",
                 );
             }
+        }
+        let limits = &self.rate_limit;
+        if [
+            limits.tenant_per_sec,
+            limits.tenant_burst,
+            limits.agent_per_sec,
+            limits.agent_burst,
+        ]
+        .contains(&0)
+        {
+            return bad(
+                "rate_limit.tenant_per_sec",
+                "tenant_per_sec, tenant_burst, agent_per_sec and agent_burst must be at least 1",
+            );
         }
         if self.events.channel.is_empty() {
             return bad("events.channel", "must not be empty");

@@ -22,6 +22,7 @@ pub mod notifications;
 mod outbox;
 pub mod pagination;
 pub mod presence;
+pub mod rate_limit;
 pub mod readiness;
 pub mod signal;
 pub mod telemetry;

@@ -52,31 +52,7 @@ impl TestApp {
             .await
             .unwrap();
         let app_url = portal_shared::db::with_user(&owner_url, APP_ROLE).unwrap();
-        let mut env = vec![
-            ("PORTAL__DATABASE__URL".to_string(), app_url.clone()),
-            (
-                "PORTAL__DATABASE__MAX_CONNECTIONS".to_string(),
-                "5".to_string(),
-            ),
-            (
-                "PORTAL__HTTP__SHUTDOWN_GRACE_SECS".to_string(),
-                "1".to_string(),
-            ),
-            (
-                "PORTAL__EVENTS__CHANNEL".to_string(),
-                format!("portal:test:{database}"),
-            ),
-            // Tests that deliver messages switch it on with a transformer of their own.
-            (
-                "PORTAL__DISPATCHER__ENABLED".to_string(),
-                "false".to_string(),
-            ),
-        ];
-        if !extra.iter().any(|(k, _)| *k == "PORTAL__AUTH__JWKS_URL") {
-            env.push(("PORTAL__AUTH__JWT_SECRET".to_string(), SECRET.to_string()));
-        }
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let settings = Settings::load_from(None, env).unwrap();
+        let settings = api_settings(&app_url, &format!("portal:test:{database}"), extra);
         let channel = settings.events.channel.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -98,6 +74,21 @@ impl TestApp {
             database,
             shutdown: Some(tx),
             server: Some(server),
+        }
+    }
+
+    /// Another api process on this test's database and events channel, with `extra` settings.
+    pub async fn another_api(&self, extra: &[(&str, &str)]) -> OtherApi {
+        let settings = api_settings(&self.app_url, &self.channel, extra);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(api::run(settings, listener, async {
+            let _ = rx.await;
+        }));
+        OtherApi {
+            base,
+            shutdown: Some(tx),
         }
     }
 
@@ -404,6 +395,52 @@ impl Drop for TestApp {
         .join();
         if let Ok(Err(err)) = dropped {
             eprintln!("the test database was not dropped: {err:#}");
+        }
+    }
+}
+
+/// The settings of a test's api: its database, its events channel, and `extra`.
+fn api_settings(app_url: &str, channel: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut env = vec![
+        ("PORTAL__DATABASE__URL".to_string(), app_url.to_string()),
+        (
+            "PORTAL__DATABASE__MAX_CONNECTIONS".to_string(),
+            "5".to_string(),
+        ),
+        (
+            "PORTAL__HTTP__SHUTDOWN_GRACE_SECS".to_string(),
+            "1".to_string(),
+        ),
+        ("PORTAL__EVENTS__CHANNEL".to_string(), channel.to_string()),
+        // Tests that deliver messages switch it on with a transformer of their own.
+        (
+            "PORTAL__DISPATCHER__ENABLED".to_string(),
+            "false".to_string(),
+        ),
+        // A test makes requests as fast as it can as one agent; the rate limit tests switch
+        // the limits on.
+        (
+            "PORTAL__RATE_LIMIT__ENABLED".to_string(),
+            "false".to_string(),
+        ),
+    ];
+    if !extra.iter().any(|(k, _)| *k == "PORTAL__AUTH__JWKS_URL") {
+        env.push(("PORTAL__AUTH__JWT_SECRET".to_string(), SECRET.to_string()));
+    }
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Settings::load_from(None, env).unwrap()
+}
+
+/// Another api process on a test's database, as a second pod is; stopped when dropped.
+pub struct OtherApi {
+    pub base: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for OtherApi {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
     }
 }

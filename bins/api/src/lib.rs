@@ -21,6 +21,7 @@ use portal_shared::integrations::Integrations;
 use portal_shared::integrations::propagation::{Propagation, Propagator, Targets};
 use portal_shared::messages::{Dispatcher, MessageService};
 use portal_shared::presence::Presence;
+use portal_shared::rate_limit::RateLimiter;
 use portal_shared::templates::cache::TemplateCache;
 use portal_shared::templates::service::TemplateService;
 use portal_shared::tenancy::Db;
@@ -177,7 +178,7 @@ pub async fn run(
     let spec = openapi::document(&api.spec())?;
     let methods = Arc::new(openapi::Methods::of(&spec));
     let app = Route::new()
-        .nest("/api", api)
+        .nest("/api", api.around(http::rate_limit::headers))
         .nest("/docs", docs)
         .at(
             "/openapi.json",
@@ -195,9 +196,14 @@ pub async fn run(
         })
         .around(move |ep, req| http::trace::trace(ep, req, methods.clone()))
         .data(db.clone())
-        .data(routes::health::Redis(redis))
+        .data(routes::health::Redis(redis.clone()))
         .data(integrations)
         .data(authenticator)
+        .data(RateLimiter::new(
+            db.clone(),
+            redis.clone(),
+            settings.rate_limit.clone(),
+        ))
         .data(metrics);
 
     let acceptor = TcpAcceptor::from_tokio(listener)?;

@@ -1,5 +1,5 @@
-//! HTTP plumbing shared by every route: problem bodies, authentication, cursors, metrics,
-//! tracing.
+//! HTTP plumbing shared by every route: problem bodies, authentication, rate limits, cursors,
+//! metrics, tracing.
 
 pub mod allow;
 pub mod auth;
@@ -8,4 +8,5 @@ pub mod cursor;
 pub mod json;
 pub mod metrics;
 pub mod problem;
+pub mod rate_limit;
 pub mod trace;

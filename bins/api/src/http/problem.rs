@@ -105,6 +105,15 @@ pub enum ApiError {
     /// The request is well-formed but invalid; `errors` lists each field.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
+    /// Over the tenant's or the agent's rate limit: `Retry-After` says when to try again,
+    /// `RateLimit` and `RateLimit-Policy` (IETF draft) which quota it was.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(
+        Json<Problem>,
+        #[oai(header = "Retry-After")] String,
+        #[oai(header = "RateLimit")] String,
+        #[oai(header = "RateLimit-Policy")] String,
+    ),
     /// A fault of ours; `error_id` finds the cause in the logs.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),

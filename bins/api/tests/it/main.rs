@@ -17,5 +17,6 @@ mod helpers;
 mod messages;
 mod presence;
 mod propagation;
+mod rate_limits;
 mod templates;
 mod tenancy;
