@@ -317,6 +317,18 @@ pub struct RealtimeSettings {
     /// answered within `ping_timeout_ms` is gone.
     pub ping_interval_ms: u64,
     pub ping_timeout_ms: u64,
+    /// The largest packet a client may send; a larger one closes its connection (clients send
+    /// only small requests: join, leave, a token).
+    pub max_payload_bytes: u64,
+    /// What one socket may emit: this many events per second, with bursts of `emit_burst`;
+    /// an emit over it is answered with a 429 and not done.
+    pub emits_per_sec: u32,
+    pub emit_burst: u32,
+    /// Conversations one connection may have joined at once.
+    pub max_joined_conversations: usize,
+    /// Live connections one agent may hold, on every pod together (a tab each); another is
+    /// refused at the handshake. Not enforced while Redis is away.
+    pub max_connections_per_agent: u64,
 }
 
 /// The WhatsApp Business Management API (Meta's Graph API), where templates come from.
@@ -483,6 +495,11 @@ gap_wait_ms = 250
 max_buffered_packets = 1024
 ping_interval_ms = 25000
 ping_timeout_ms = 20000
+max_payload_bytes = 16384
+emits_per_sec = 10
+emit_burst = 30
+max_joined_conversations = 100
+max_connections_per_agent = 20
 
 [whatsapp]
 api_base_url = "https://graph.facebook.com"
@@ -629,6 +646,17 @@ impl Settings {
             return bad(
                 "realtime.ping_interval_ms",
                 "ping_interval_ms and ping_timeout_ms must be at least 1",
+            );
+        }
+        if realtime.max_payload_bytes < 1024
+            || realtime.emits_per_sec == 0
+            || realtime.emit_burst == 0
+            || realtime.max_joined_conversations == 0
+            || realtime.max_connections_per_agent == 0
+        {
+            return bad(
+                "realtime.max_payload_bytes",
+                "max_payload_bytes must be at least 1024, and emits_per_sec, emit_burst, max_joined_conversations and max_connections_per_agent at least 1",
             );
         }
         let consumer = &self.consumer;

@@ -100,6 +100,18 @@ impl Presence {
         Ok(live_after == 0)
     }
 
+    /// The agent's live connections, on every pod.
+    pub async fn live_connections(&self, tenant: TenantId, agent: AgentId) -> Result<u64> {
+        let live: u64 = redis::cmd("ZCOUNT")
+            .arg(key(tenant, agent))
+            .arg(now_ms())
+            .arg("+inf")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(live)
+    }
+
     fn ttl_ms(&self) -> i64 {
         i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)
     }

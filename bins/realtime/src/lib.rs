@@ -92,6 +92,7 @@ pub async fn run(
         .ping_interval(Duration::from_millis(realtime.ping_interval_ms))
         .ping_timeout(Duration::from_millis(realtime.ping_timeout_ms))
         .max_buffer_size(realtime.max_buffered_packets)
+        .max_payload(realtime.max_payload_bytes)
         .ws_read_buffer_size(WS_READ_BUFFER)
         .build_with_inner_svc(hyper::service::service_fn(move |req| {
             probes.clone().handle(req)

@@ -39,6 +39,14 @@ impl PresenceBoard {
         }
     }
 
+    /// The agent's live connections on every pod; `None` while Redis does not answer.
+    pub async fn live_connections(&self, ctx: &TenantCtx) -> Option<u64> {
+        self.presence
+            .live_connections(ctx.tenant_id(), ctx.agent_id())
+            .await
+            .ok()
+    }
+
     pub async fn connected(&self, ctx: &TenantCtx, connection: &str) {
         match self
             .presence

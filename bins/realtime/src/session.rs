@@ -6,6 +6,7 @@
 //! from Postgres, or `resync` is emitted when they are no longer kept or too many; without it,
 //! the socket starts at the present. Only then does it join its rooms and go live.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -58,6 +59,22 @@ pub struct Session {
     /// True once caught up and in its rooms.
     live: watch::Sender<bool>,
     closed: CancellationToken,
+    /// What the socket may emit (`realtime.emits_per_sec`, `emit_burst`).
+    emits: EmitLimiter,
+}
+
+type EmitLimiter = governor::DefaultDirectRateLimiter;
+
+impl Session {
+    /// Counts one emit; `Err` with the refusal to answer when over the socket's rate.
+    fn emitted(&self) -> Result<(), Value> {
+        self.emits.check().map_err(|_| {
+            refused(
+                429,
+                "too many emits: slow down (see realtime.emits_per_sec)",
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +131,17 @@ pub async fn authenticate(
         .authenticate_session(&handshake.token)
         .await
         .map_err(|e| Refusal(e.to_string()))?;
+    let limit = app.settings.max_connections_per_agent;
+    if app
+        .presence
+        .live_connections(&ctx)
+        .await
+        .is_some_and(|live| live >= limit)
+    {
+        return Err(Refusal(format!(
+            "too many connections: this agent has {limit} open already (close a tab)"
+        )));
+    }
     // From here on the events of its rooms are kept for it, so that none committed after the
     // client learns it is connected can be missed.
     let tenant = ctx.tenant_id();
@@ -135,6 +163,12 @@ pub async fn authenticate(
         expires_at: AtomicI64::new(expires_at),
         live: watch::Sender::new(false),
         closed: CancellationToken::new(),
+        emits: governor::RateLimiter::direct(
+            governor::Quota::per_second(
+                NonZeroU32::new(app.settings.emits_per_sec).unwrap_or(NonZeroU32::MIN),
+            )
+            .allow_burst(NonZeroU32::new(app.settings.emit_burst).unwrap_or(NonZeroU32::MIN)),
+        ),
     }));
     Ok(())
 }
@@ -332,6 +366,10 @@ async fn join_conversation(app: Arc<App>, socket: SocketRef, body: Option<Value>
     let Some(session) = socket.extensions.get::<Arc<Session>>() else {
         return;
     };
+    if let Err(refusal) = session.emitted() {
+        let _ = ack.send(&refusal);
+        return;
+    }
     let id = match conversation_id(body) {
         Ok(id) => id,
         Err(refusal) => {
@@ -344,6 +382,19 @@ async fn join_conversation(app: Arc<App>, socket: SocketRef, body: Option<Value>
         return;
     }
     let room = Room::Conversation(id).to_string();
+    let max = app.settings.max_joined_conversations;
+    let joined = socket
+        .rooms()
+        .iter()
+        .filter(|r| r.starts_with(Room::CONVERSATION_PREFIX) && **r != room)
+        .count();
+    if joined >= max {
+        let _ = ack.send(&refused(
+            429,
+            &format!("at most {max} conversations may be open on one connection: leave one first"),
+        ));
+        return;
+    }
     if let Err(err) = app.conversations.get(&session.ctx, id).await {
         let _ = ack.send(&refused_for(&err));
         return;
@@ -360,6 +411,14 @@ async fn join_conversation(app: Arc<App>, socket: SocketRef, body: Option<Value>
 }
 
 fn leave_conversation(socket: SocketRef, body: Option<Value>, ack: AckSender) {
+    if let Some(Err(refusal)) = socket
+        .extensions
+        .get::<Arc<Session>>()
+        .map(|session| session.emitted())
+    {
+        let _ = ack.send(&refusal);
+        return;
+    }
     match conversation_id(body) {
         Ok(id) => {
             socket.leave(Room::Conversation(id).to_string());
@@ -377,6 +436,10 @@ async fn refresh_token(app: Arc<App>, socket: SocketRef, body: Option<Value>, ac
     let Some(session) = socket.extensions.get::<Arc<Session>>() else {
         return;
     };
+    if let Err(refusal) = session.emitted() {
+        let _ = ack.send(&refusal);
+        return;
+    }
     let Some(token) = body
         .as_ref()
         .and_then(|b| b.get("token"))

@@ -22,6 +22,11 @@ pub enum Room {
     Conversation(ConversationId),
 }
 
+impl Room {
+    /// How every conversation room's name starts.
+    pub const CONVERSATION_PREFIX: &'static str = "conversation:";
+}
+
 impl fmt::Display for Room {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -94,14 +94,23 @@ impl Client {
 
     /// Connects with `auth` and returns the message of the `connect_error` it must get.
     pub async fn refused(base: &str, auth: Value) -> String {
-        let mut client = Self::open(base, auth).await;
-        match client.recv().await {
+        match Self::open(base, auth).await.outcome().await {
+            Err(message) => message,
+            Ok(()) => panic!("expected a connect_error, the connection was accepted"),
+        }
+    }
+
+    /// How the handshake of an [`Client::open`]ed connection ended: accepted, or refused with
+    /// the `connect_error`'s message.
+    pub async fn outcome(&mut self) -> Result<(), String> {
+        match self.recv().await {
+            Incoming::Connected => Ok(()),
             Incoming::Error(text) => {
                 let json = text.split_once(": ").map(|(_, json)| json).unwrap_or(&text);
                 let value: Value = serde_json::from_str(json).unwrap_or(Value::String(text));
-                value["message"].as_str().unwrap_or_default().to_string()
+                Err(value["message"].as_str().unwrap_or_default().to_string())
             }
-            other => panic!("expected a connect_error, got {other:?}"),
+            other => panic!("expected the handshake's outcome, got {other:?}"),
         }
     }
 

@@ -13,5 +13,6 @@ mod delivery;
 mod handshake;
 mod helpers;
 mod js_client;
+mod limits;
 mod reconnect;
 mod resilience;
