@@ -133,3 +133,47 @@ async fn a_packet_over_the_size_limit_is_refused_and_others_are_not_affected() {
         true
     );
 }
+
+/// Generated handshake `auth` payloads: anything that is not a valid token for an active agent
+/// is refused with a reason, a valid one beside junk is accepted, and the service keeps serving.
+#[tokio::test]
+async fn any_handshake_payload_is_answered_and_the_service_keeps_serving() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    let app = TestApp::spawn().await;
+    let rt = Realtime::spawn(&app, &[]).await;
+    let w = World::new(&app).await;
+    let junk = proptest::prop_oneof![
+        proptest::strategy::Just(serde_json::Value::Null),
+        proptest::arbitrary::any::<i64>().prop_map(serde_json::Value::from),
+        ".{0,64}".prop_map(serde_json::Value::from),
+        proptest::collection::vec(".{0,8}", 0..4).prop_map(|v| json!(v)),
+    ];
+    let token = proptest::prop_oneof![
+        proptest::strategy::Just(json!(w.agent_token)),
+        junk.clone(),
+        "[A-Za-z0-9_.-]{0,300}".prop_map(serde_json::Value::from),
+    ];
+    let auth = (token, junk.clone(), junk)
+        .prop_map(|(token, seq, extra)| json!({ "token": token, "last_seq": seq, "extra": extra }));
+    let mut runner = TestRunner::deterministic();
+    for _ in 0..48 {
+        let payload = auth.new_tree(&mut runner).unwrap().current();
+        let valid = payload["token"] == json!(w.agent_token)
+            && (payload["last_seq"].is_null()
+                || payload["last_seq"].as_i64().is_some_and(|seq| seq >= 0));
+        let mut client = Client::open(&rt.base, payload.clone()).await;
+        match client.outcome().await {
+            Ok(()) => assert!(valid, "accepted {payload}"),
+            Err(reason) => {
+                assert!(!valid, "refused {payload}: {reason}");
+                assert!(!reason.is_empty(), "refused {payload} without a reason");
+            }
+        }
+        client.disconnect().await;
+    }
+    let (status, _) = rt.readiness().await;
+    assert_eq!(status, 200);
+    Client::connect(&rt.base, &w.other_agent_token, None).await;
+}
