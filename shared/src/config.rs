@@ -153,15 +153,13 @@ pub struct TransformerSettings {
 impl TransformerSettings {
     /// Deliveries are attempted once per claim: the outbox retries.
     pub fn client(&self) -> ClientSettings {
-        ClientSettings {
-            timeout: Duration::from_millis(self.timeout_ms),
-            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-            max_attempts: 1,
-            backoff_initial: Duration::ZERO,
-            backoff_max: Duration::ZERO,
-            circuit_failures: self.circuit_failures,
-            circuit_open: Duration::from_millis(self.circuit_open_ms),
-        }
+        client_settings(
+            [self.timeout_ms, self.connect_timeout_ms],
+            1,
+            [0, 0],
+            self.circuit_failures,
+            self.circuit_open_ms,
+        )
     }
 }
 
@@ -192,15 +190,32 @@ pub struct StateManagerSettings {
 
 impl StateManagerSettings {
     pub fn client(&self) -> ClientSettings {
-        ClientSettings {
-            timeout: Duration::from_millis(self.timeout_ms),
-            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-            max_attempts: self.max_attempts,
-            backoff_initial: Duration::from_millis(self.backoff_initial_ms),
-            backoff_max: Duration::from_millis(self.backoff_max_ms),
-            circuit_failures: self.circuit_failures,
-            circuit_open: Duration::from_millis(self.circuit_open_ms),
-        }
+        client_settings(
+            [self.timeout_ms, self.connect_timeout_ms],
+            self.max_attempts,
+            [self.backoff_initial_ms, self.backoff_max_ms],
+            self.circuit_failures,
+            self.circuit_open_ms,
+        )
+    }
+}
+
+/// A service client's settings from the keys every service section has (milliseconds).
+fn client_settings(
+    [timeout_ms, connect_timeout_ms]: [u64; 2],
+    max_attempts: u32,
+    [backoff_initial_ms, backoff_max_ms]: [u64; 2],
+    circuit_failures: u32,
+    circuit_open_ms: u64,
+) -> ClientSettings {
+    ClientSettings {
+        timeout: Duration::from_millis(timeout_ms),
+        connect_timeout: Duration::from_millis(connect_timeout_ms),
+        max_attempts,
+        backoff_initial: Duration::from_millis(backoff_initial_ms),
+        backoff_max: Duration::from_millis(backoff_max_ms),
+        circuit_failures,
+        circuit_open: Duration::from_millis(circuit_open_ms),
     }
 }
 
@@ -228,15 +243,13 @@ pub struct GenesysSettings {
 
 impl GenesysSettings {
     pub fn client(&self) -> ClientSettings {
-        ClientSettings {
-            timeout: Duration::from_millis(self.timeout_ms),
-            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-            max_attempts: self.max_attempts,
-            backoff_initial: Duration::from_millis(self.backoff_initial_ms),
-            backoff_max: Duration::from_millis(self.backoff_max_ms),
-            circuit_failures: self.circuit_failures,
-            circuit_open: Duration::from_millis(self.circuit_open_ms),
-        }
+        client_settings(
+            [self.timeout_ms, self.connect_timeout_ms],
+            self.max_attempts,
+            [self.backoff_initial_ms, self.backoff_max_ms],
+            self.circuit_failures,
+            self.circuit_open_ms,
+        )
     }
 }
 

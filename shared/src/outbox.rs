@@ -12,17 +12,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use opentelemetry::trace::TraceContextExt as _;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::Result;
 use crate::config::DispatcherSettings;
 use crate::integrations::client::CallError;
 
-/// One kind of outbox: how its due rows are claimed and how one is delivered.
+/// One kind of outbox: how its due rows are claimed and how one is attempted.
 pub(crate) trait Outbox: Send + Sync + 'static {
-    type Claim: Send + 'static;
+    type Claim: Send + Sync + 'static;
 
     /// Names the dispatcher in logs.
     const NAME: &'static str;
@@ -34,12 +37,36 @@ pub(crate) trait Outbox: Send + Sync + 'static {
         lease: Duration,
     ) -> impl Future<Output = Result<Vec<Self::Claim>>> + Send;
 
+    /// The span of an attempt at `claim`, and the `traceparent` of the request that wrote it.
+    fn span(claim: &Self::Claim) -> (tracing::Span, Option<&str>);
+
     /// Makes one attempt and records its result; `claimed_at` starts the lease.
-    fn deliver(
-        self: Arc<Self>,
-        claim: Self::Claim,
+    fn attempt(
+        &self,
+        claim: &Self::Claim,
         claimed_at: Instant,
-    ) -> impl Future<Output = ()> + Send;
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// One attempt, as a trace of its own (it may come minutes later, from another process) linked
+/// to the request that wrote the row.
+async fn deliver<O: Outbox>(outbox: Arc<O>, claim: O::Claim, claimed_at: Instant) {
+    let (span, traceparent) = O::span(&claim);
+    if let Some(traceparent) = traceparent {
+        let stored = crate::telemetry::context_of(traceparent);
+        span.add_link(stored.span().span_context().clone());
+    }
+    async {
+        if let Err(err) = outbox.attempt(&claim, claimed_at).await {
+            // The row stays claimed until its lease runs out, then another attempt is made.
+            tracing::warn!(
+                outbox = O::NAME, error = ?err,
+                "an attempt could not be recorded; it is made again after its lease"
+            );
+        }
+    }
+    .instrument(span)
+    .await;
 }
 
 /// Delivers until `shutdown` is cancelled, then lets the attempts in flight finish. `wake` is
@@ -64,7 +91,7 @@ pub async fn run<O: Outbox>(
                     let full = claims.len() == free;
                     let claimed_at = Instant::now();
                     for claim in claims {
-                        in_flight.spawn(Arc::clone(&outbox).deliver(claim, claimed_at));
+                        in_flight.spawn(deliver(Arc::clone(&outbox), claim, claimed_at));
                     }
                     // More may be due: claim again as soon as a slot frees up.
                     if full {

@@ -12,15 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use opentelemetry::trace::TraceContextExt as _;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::receipts;
 use super::repo::{self, Claim};
@@ -95,7 +92,7 @@ impl Dispatcher {
         outbox::run(Arc::new(self), settings, queued, shutdown).await;
     }
 
-    async fn attempt(&self, claim: &Claim, claimed_at: Instant) -> Result<()> {
+    async fn attempt_delivery(&self, claim: &Claim, claimed_at: Instant) -> Result<()> {
         let mut tx = self.db.begin_for(claim.tenant()).await?;
         let message = repo::find(&mut tx, claim.message(), false).await?;
         // Marked failed (or sent, by an early receipt) meanwhile: nothing left to deliver.
@@ -160,9 +157,7 @@ impl Outbox for Dispatcher {
         repo::claim(self.db.pool(), batch, lease).await
     }
 
-    async fn deliver(self: Arc<Self>, claim: Claim, claimed_at: Instant) {
-        // Each attempt is a trace of its own, linked to the request that stored the message
-        // (an attempt may come minutes later, from another process).
+    fn span(claim: &Claim) -> (tracing::Span, Option<&str>) {
         let span = tracing::info_span!(
             "deliver message",
             otel.kind = "client",
@@ -170,17 +165,11 @@ impl Outbox for Dispatcher {
             tenant_id = %claim.tenant_id,
             attempt = claim.attempts,
         );
-        if let Some(traceparent) = &claim.traceparent {
-            let stored = crate::telemetry::context_of(traceparent);
-            span.add_link(stored.span().span_context().clone());
-        }
-        if let Err(err) = self.attempt(&claim, claimed_at).instrument(span).await {
-            // The row stays claimed until its lease runs out, then another attempt is made.
-            tracing::warn!(
-                message_id = %claim.message_id, tenant_id = %claim.tenant_id, error = ?err,
-                "delivery attempt could not be recorded; it will be retried after the lease"
-            );
-        }
+        (span, claim.traceparent.as_deref())
+    }
+
+    async fn attempt(&self, claim: &Claim, claimed_at: Instant) -> Result<()> {
+        self.attempt_delivery(claim, claimed_at).await
     }
 }
 

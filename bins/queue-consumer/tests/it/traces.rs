@@ -367,6 +367,28 @@ async fn supervisor_socket(
         .await
         .expect("the socket was not accepted")
         .unwrap();
+    // A join is answered once the socket is caught up and live: what happens from here on is
+    // delivered live (a "deliver" span), not by its replay.
+    let (acked_tx, acked) = tokio::sync::oneshot::channel();
+    let acked_tx = Mutex::new(Some(acked_tx));
+    socket
+        .emit_with_ack(
+            "conversation:join",
+            json!(uuid::Uuid::nil()),
+            Duration::from_secs(10),
+            move |_, _| {
+                if let Some(tx) = acked_tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+                async {}.boxed()
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), acked)
+        .await
+        .expect("the socket never became live")
+        .unwrap();
     (socket, Events(rx))
 }
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use opentelemetry::trace::TraceContextExt as _;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,8 +12,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::repo::{self, Claim, Subject};
 use super::{ChangeKind, ConversationChange, CustomerChange, SyncState, Target};
@@ -148,7 +145,7 @@ impl Propagator {
         .unwrap_or_default()
     }
 
-    async fn attempt(&self, claim: &Claim, claimed_at: Instant) -> Result<()> {
+    async fn attempt_propagation(&self, claim: &Claim, claimed_at: Instant) -> Result<()> {
         let (Some(target), Some(subject)) = (claim.target(), claim.subject()) else {
             return Err(Error::internal(anyhow::anyhow!(
                 "an outbox row of unknown target {:?} or subject {:?}",
@@ -264,8 +261,7 @@ impl Outbox for Propagator {
         repo::claim(self.db.pool(), batch, lease).await
     }
 
-    async fn deliver(self: Arc<Self>, claim: Claim, claimed_at: Instant) {
-        // Each attempt is a trace of its own, linked to the request that made the change.
+    fn span(claim: &Claim) -> (tracing::Span, Option<&str>) {
         let span = tracing::info_span!(
             "propagate change",
             otel.kind = "client",
@@ -275,16 +271,11 @@ impl Outbox for Propagator {
             tenant_id = %claim.tenant_id,
             attempt = claim.attempts,
         );
-        if let Some(traceparent) = &claim.traceparent {
-            let stored = crate::telemetry::context_of(traceparent);
-            span.add_link(stored.span().span_context().clone());
-        }
-        if let Err(err) = self.attempt(&claim, claimed_at).instrument(span).await {
-            tracing::warn!(
-                outbox_id = claim.id, tenant_id = %claim.tenant_id, error = ?err,
-                "propagation attempt could not be recorded; it will be retried after the lease"
-            );
-        }
+        (span, claim.traceparent.as_deref())
+    }
+
+    async fn attempt(&self, claim: &Claim, claimed_at: Instant) -> Result<()> {
+        self.attempt_propagation(claim, claimed_at).await
     }
 }
 
