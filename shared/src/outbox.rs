@@ -22,6 +22,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use crate::Result;
 use crate::config::DispatcherSettings;
 use crate::integrations::client::CallError;
+use crate::tenancy::TenantTx;
 
 /// One kind of outbox: how its due rows are claimed and how one is attempted.
 pub(crate) trait Outbox: Send + Sync + 'static {
@@ -131,6 +132,65 @@ pub fn fits_in_lease(
     attempt_timeout: Duration,
 ) -> bool {
     claimed_at.elapsed() + attempt_timeout < lease(settings)
+}
+
+/// A claimed row, as releasing or rescheduling it addresses it: its table, its key, and the
+/// lease token that proves the claim still holds it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lease<K> {
+    pub table: &'static str,
+    pub key_column: &'static str,
+    pub tenant_id: uuid::Uuid,
+    pub key: K,
+    pub token: uuid::Uuid,
+}
+
+/// Removes the row if this claim still holds it; false when another dispatcher took over.
+#[tracing::instrument(skip(tx, lease), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id(), table = lease.table))]
+pub(crate) async fn release<K>(tx: &mut TenantTx, lease: Lease<K>) -> Result<bool>
+where
+    K: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    let Lease {
+        table, key_column, ..
+    } = lease;
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE tenant_id = $1 AND {key_column} = $2 AND lease_token = $3"
+    )))
+    .bind(lease.tenant_id)
+    .bind(lease.key)
+    .bind(lease.token)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Schedules the next attempt at `at` if this claim still holds the row.
+#[tracing::instrument(skip(tx, lease, error), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id(), table = lease.table))]
+pub(crate) async fn reschedule<K>(
+    tx: &mut TenantTx,
+    lease: Lease<K>,
+    at: DateTime<Utc>,
+    error: &str,
+) -> Result<bool>
+where
+    K: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    let Lease {
+        table, key_column, ..
+    } = lease;
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET next_attempt_at = $4, last_error = $5, lease_token = NULL \
+         WHERE tenant_id = $1 AND {key_column} = $2 AND lease_token = $3"
+    )))
+    .bind(lease.tenant_id)
+    .bind(lease.key)
+    .bind(lease.token)
+    .bind(at)
+    .bind(error)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// What becomes of a row whose attempt failed.

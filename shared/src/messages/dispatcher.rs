@@ -97,7 +97,7 @@ impl Dispatcher {
         let message = repo::find(&mut tx, claim.message(), false).await?;
         // Marked failed (or sent, by an early receipt) meanwhile: nothing left to deliver.
         let Some(message) = message.filter(|m| m.status == MessageStatus::Pending) else {
-            repo::release(&mut tx, claim).await?;
+            outbox::release(&mut tx, claim.lease()).await?;
             return tx.commit().await;
         };
         let conversation =
@@ -117,7 +117,7 @@ impl Dispatcher {
         let mut tx = self.db.begin_for(claim.tenant()).await?;
         match result {
             Ok(accepted) => {
-                repo::release(&mut tx, claim).await?;
+                outbox::release(&mut tx, claim.lease()).await?;
                 let change = StatusChange {
                     external_id: accepted.external_id.clone(),
                     ..StatusChange::to(MessageStatus::Sent)
@@ -133,7 +133,7 @@ impl Dispatcher {
             Err(err) => match outbox::after_failure(&self.settings, claim.attempts, &err) {
                 Next::Fail { reason, outcome } => {
                     self.metrics.record(outcome);
-                    if repo::release(&mut tx, claim).await? {
+                    if outbox::release(&mut tx, claim.lease()).await? {
                         tracing::warn!(%reason, "message failed");
                         set_status(&mut tx, &message, failed(reason)).await?;
                     }
@@ -141,7 +141,7 @@ impl Dispatcher {
                 Next::Retry { at, reason } => {
                     self.metrics.record("retry");
                     tracing::info!(%reason, retry_at = %at, "delivery will be retried");
-                    repo::reschedule(&mut tx, claim, at, &reason).await?;
+                    outbox::reschedule(&mut tx, claim.lease(), at, &reason).await?;
                 }
             },
         }

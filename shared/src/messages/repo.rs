@@ -495,6 +495,17 @@ pub(crate) struct Claim {
 }
 
 impl Claim {
+    /// The row this claim holds, for [`crate::outbox::release`] and [`crate::outbox::reschedule`].
+    pub fn lease(&self) -> crate::outbox::Lease<Uuid> {
+        crate::outbox::Lease {
+            table: "message_outbox",
+            key_column: "message_id",
+            tenant_id: self.tenant_id,
+            key: self.message_id,
+            token: self.lease_token,
+        }
+    }
+
     pub fn tenant(&self) -> TenantId {
         TenantId(self.tenant_id)
     }
@@ -532,42 +543,6 @@ pub(super) async fn claim(
     .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await?)
-}
-
-/// Removes the row if this claim still holds it; false when another dispatcher took over.
-#[tracing::instrument(skip(tx, claim), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
-pub(super) async fn release(tx: &mut TenantTx, claim: &Claim) -> Result<bool> {
-    let done = sqlx::query(
-        "DELETE FROM message_outbox WHERE tenant_id = $1 AND message_id = $2 AND lease_token = $3",
-    )
-    .bind(claim.tenant_id)
-    .bind(claim.message_id)
-    .bind(claim.lease_token)
-    .execute(tx.conn())
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Schedules the next attempt if this claim still holds the row.
-#[tracing::instrument(skip(tx, claim, error), fields(otel.kind = "client", db.system = "postgresql", tenant_id = %tx.tenant_id()))]
-pub(super) async fn reschedule(
-    tx: &mut TenantTx,
-    claim: &Claim,
-    at: DateTime<Utc>,
-    error: &str,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE message_outbox SET next_attempt_at = $4, last_error = $5, lease_token = NULL \
-         WHERE tenant_id = $1 AND message_id = $2 AND lease_token = $3",
-    )
-    .bind(claim.tenant_id)
-    .bind(claim.message_id)
-    .bind(claim.lease_token)
-    .bind(at)
-    .bind(error)
-    .execute(tx.conn())
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Messages waiting for delivery across all tenants, and the creation time of the oldest.

@@ -170,7 +170,7 @@ impl Propagator {
         let mut tx = self.db.begin_for(claim.tenant()).await?;
         match result {
             Ok(()) => {
-                if repo::release(&mut tx, claim).await? {
+                if outbox::release(&mut tx, claim.lease()).await? {
                     self.metrics.record(target, "synced");
                     let age = (Utc::now() - claim_created(claim))
                         .to_std()
@@ -193,7 +193,7 @@ impl Propagator {
             Err(err) => match outbox::after_failure(&self.settings, claim.attempts, &err) {
                 Next::Fail { reason, outcome } => {
                     self.metrics.record(target, outcome);
-                    if repo::release(&mut tx, claim).await? {
+                    if outbox::release(&mut tx, claim.lease()).await? {
                         let reason = format!("{}: {reason}", target.as_str());
                         tracing::warn!(%reason, "propagation failed");
                         set_sync(&mut tx, subject, SyncState::Failed, Some(&reason)).await?;
@@ -202,7 +202,7 @@ impl Propagator {
                 Next::Retry { at, reason } => {
                     self.metrics.record(target, "retry");
                     tracing::info!(%reason, retry_at = %at, "propagation will be retried");
-                    repo::reschedule(&mut tx, claim, at, &reason).await?;
+                    outbox::reschedule(&mut tx, claim.lease(), at, &reason).await?;
                 }
             },
         }

@@ -58,6 +58,17 @@ pub(crate) struct Claim {
 }
 
 impl Claim {
+    /// The row this claim holds, for [`crate::outbox::release`] and [`crate::outbox::reschedule`].
+    pub fn lease(&self) -> crate::outbox::Lease<i64> {
+        crate::outbox::Lease {
+            table: "integration_outbox",
+            key_column: "id",
+            tenant_id: self.tenant_id,
+            key: self.id,
+            token: self.lease_token,
+        }
+    }
+
     pub fn tenant(&self) -> TenantId {
         TenantId(self.tenant_id)
     }
@@ -159,40 +170,6 @@ pub(crate) async fn claim(
     .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await?)
-}
-
-/// Removes the row if this claim still holds it; false when another dispatcher took over.
-pub(crate) async fn release(tx: &mut TenantTx, claim: &Claim) -> Result<bool> {
-    let done = sqlx::query(
-        "DELETE FROM integration_outbox WHERE tenant_id = $1 AND id = $2 AND lease_token = $3",
-    )
-    .bind(claim.tenant_id)
-    .bind(claim.id)
-    .bind(claim.lease_token)
-    .execute(tx.conn())
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Schedules the next attempt if this claim still holds the row.
-pub(crate) async fn reschedule(
-    tx: &mut TenantTx,
-    claim: &Claim,
-    at: DateTime<Utc>,
-    error: &str,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE integration_outbox SET next_attempt_at = $4, last_error = $5, lease_token = NULL \
-         WHERE tenant_id = $1 AND id = $2 AND lease_token = $3",
-    )
-    .bind(claim.tenant_id)
-    .bind(claim.id)
-    .bind(claim.lease_token)
-    .bind(at)
-    .bind(error)
-    .execute(tx.conn())
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Per target: rows waiting across all tenants, and the creation time of the oldest.
