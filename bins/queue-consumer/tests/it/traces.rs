@@ -137,6 +137,17 @@ async fn a_patch_and_a_notification_are_each_one_trace_from_the_caller_to_the_so
                 .delivered("conversation:new", NOTIFICATION_TRACE)
                 .is_some()
             && spans.find(|s| s.name == "deliver message").is_some()
+            // Each process exports on its own schedule: wait for the spans asserted below too.
+            && spans
+                .find(|s| s.service == "api" && s.trace_id == PATCH_TRACE && s.parent == PATCH_PARENT)
+                .is_some()
+            && spans
+                .find(|s| {
+                    s.service == "queue-consumer"
+                        && s.trace_id == NOTIFICATION_TRACE
+                        && s.parent == NOTIFICATION_PARENT
+                })
+                .is_some()
     })
     .await;
 
